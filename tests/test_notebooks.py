@@ -1,0 +1,40 @@
+"""Every lesson re-executes to the outputs it has stored, with 1 and with 2 torch threads.
+
+nbval runs each notebook in a fresh kernel and compares every text output (glued numbers
+included) with the stored one. Floating-point sums depend on the thread count, so each
+notebook is checked under both.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
+
+
+def test_there_are_lessons():
+    assert NOTEBOOKS, "no notebooks found in chapters/"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_stored_executed_top_to_bottom(notebook):
+    """nbval skips cells without a stored execution, so a partly run notebook would test nothing."""
+    cells = json.loads(notebook.read_text())["cells"]
+    counts = [c["execution_count"] for c in cells if c["cell_type"] == "code"]
+    assert counts == list(range(1, len(counts) + 1)), f"{notebook.name}: execution counts {counts}"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_reproduces_its_outputs(notebook, threads):
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "TQDM_DISABLE": "1", "MPLBACKEND": "Agg"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval", "-q", "-p", "no:cacheprovider", str(notebook)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
