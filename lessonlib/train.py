@@ -20,6 +20,8 @@ class History:
     initialization itself) to the last epoch: training loss (mean cross-entropy), training and
     test accuracy (fractions in [0, 1]) and test loss. A run whose training loss became inf or
     NaN stops there: ``diverged_at`` holds that epoch and the lists end at the last finite state.
+    ``snapshots[e]`` maps each weight matrix's name to a copy of it at epoch ``e``, for the epochs
+    asked for with ``train(..., snapshot_epochs=...)``.
     """
 
     loss: list = field(default_factory=list)
@@ -27,6 +29,7 @@ class History:
     test_loss: list = field(default_factory=list)
     test_acc: list = field(default_factory=list)
     diverged_at: int | None = None
+    snapshots: dict = field(default_factory=dict)
 
     @property
     def diverged(self) -> bool:
@@ -64,12 +67,13 @@ def _accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def train(model: nn.Module, data: Split, *, epochs: int = 100, lr: float = 0.005,
-          optimizer: str = "adam", on_epoch=None) -> History:
+          optimizer: str = "adam", on_epoch=None, snapshot_epochs=()) -> History:
     """Train ``model`` on all of ``data.X_train`` at once (one update per epoch).
 
     The defaults are the digits recipe: Adam, learning rate 0.005, 100 epochs, cross-entropy.
     ``on_epoch(epoch, model)``, if given, is called at every recorded state, before the update,
-    to measure whatever a lesson needs. Returns a :class:`History`.
+    to measure whatever a lesson needs. At each epoch in ``snapshot_epochs`` a copy of every
+    weight matrix is kept in ``History.snapshots``. Returns a :class:`History`.
     """
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
         raise ValueError(f"The 'epochs' parameter must be an int >= 0. Got {epochs!r} instead.")
@@ -96,6 +100,9 @@ def train(model: nn.Module, data: Split, *, epochs: int = 100, lr: float = 0.005
         history.train_acc.append(_accuracy(scores, data.y_train))
         history.test_loss.append(loss_fn(test_scores, data.y_test).item())
         history.test_acc.append(_accuracy(test_scores, data.y_test))
+        if epoch in snapshot_epochs:
+            history.snapshots[epoch] = {name: p.detach().clone()
+                                        for name, p in model.named_parameters() if p.dim() >= 2}
         if on_epoch is not None:
             on_epoch(epoch, model)
         if epoch == epochs:

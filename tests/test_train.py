@@ -107,3 +107,14 @@ def test_models_and_seed_validate_their_input():
         mlp([2])
     with pytest.raises(ValueError, match="'seed' parameter must be a non-negative int"):
         set_seed(-1)
+
+
+def test_snapshots_keep_the_weights_of_the_asked_epochs(data):
+    model = init_model(DigitNN(), "kaiming_normal", seed=0)
+    initial = model.fc2.weight.detach().clone()
+    history = train(model, data, epochs=4, snapshot_epochs=(0, 4))
+    assert sorted(history.snapshots) == [0, 4]
+    assert sorted(history.snapshots[0]) == ["fc1.weight", "fc2.weight", "fc3.weight"]
+    assert torch.equal(history.snapshots[0]["fc2.weight"], initial)
+    assert torch.equal(history.snapshots[4]["fc2.weight"], model.fc2.weight)
+    assert not torch.equal(history.snapshots[4]["fc2.weight"], initial)
