@@ -87,3 +87,85 @@ def plot_learning_curves(runs: dict, metrics=("loss", "test_acc"), title: str | 
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_weight_histograms(snapshots: dict, bins: int = 60, title: str | None = None, color=None):
+    """Histograms of every weight matrix (columns) at every snapshot epoch (rows).
+
+    ``snapshots`` is :attr:`History.snapshots` (epoch -> {layer name -> weight}). Each column
+    shares its x-axis across epochs, so a distribution that narrows, widens or drifts shows at a
+    glance. Returns the figure.
+    """
+    if not snapshots:
+        raise ValueError("No snapshots to plot. Train with snapshot_epochs=(0, ..., epochs).")
+    epochs = sorted(snapshots)
+    names = list(snapshots[epochs[0]])
+    fig, axes = plt.subplots(len(epochs), len(names), figsize=(3.2 * len(names), 1.5 * len(epochs) + 0.6),
+                             sharex="col", squeeze=False)
+    for col, name in enumerate(names):
+        values = [snapshots[e][name].flatten().numpy() for e in epochs]
+        low = min(v.min() for v in values)
+        high = max(v.max() for v in values)
+        edges = np.linspace(low, high if high > low else low + 1e-6, bins + 1)
+        for row, (epoch, v) in enumerate(zip(epochs, values)):
+            ax = axes[row][col]
+            ax.hist(v, bins=edges, color=color or "#0072B2", alpha=0.85)
+            ax.set_yticks([])
+            if col == 0:
+                ax.set_ylabel(f"epoch {epoch}", rotation=0, ha="right", va="center")
+            if row == 0:
+                ax.set_title(name)
+        axes[-1][col].set_xlabel("weight value")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_band(ax, x, values, color, label, marker="o"):
+    """Draw the mean over seeds of ``values`` (shape ``(len(x), n_seeds)``) with a min-max band.
+
+    NaN entries (diverged runs) are left out of the mean and counted in the label.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 2 or values.shape[0] != len(x):
+        raise ValueError(f"values must have shape (len(x), n_seeds) = ({len(x)}, n). Got {values.shape}.")
+    finite = np.isfinite(values)
+    shown = finite.any(1)
+    mean = np.where(finite, values, 0).sum(1) / np.maximum(finite.sum(1), 1)
+    low = np.where(finite, values, np.inf).min(1)
+    high = np.where(finite, values, -np.inf).max(1)
+    lost = int((~finite).sum())
+    label = label + (f" ({lost} diverged runs left out)" if lost else "")
+    ax.plot(np.asarray(x)[shown], mean[shown], marker=marker, color=color, label=label, lw=1.8, ms=4)
+    ax.fill_between(np.asarray(x)[shown], low[shown], high[shown], color=color, alpha=0.2, lw=0)
+
+
+def plot_layer_stats(stats: dict, ylabel: str, theory: dict | None = None, title: str | None = None,
+                     log: bool = True, ax=None):
+    """A per-layer statistic against depth, one line (or band over seeds) per scheme.
+
+    ``stats`` maps a :class:`Scheme` to an array of shape ``(n_layers,)`` or
+    ``(n_layers, n_seeds)``; ``theory`` maps a scheme to its predicted values per layer, drawn
+    dashed in the same colour over the measurement. Layers are numbered from 1. Returns the axes.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.4, 4))
+    for scheme in in_book_order(stats):
+        values = np.asarray(stats[scheme], dtype=float)
+        values = values[:, None] if values.ndim == 1 else values
+        layers = np.arange(1, len(values) + 1)
+        plot_band(ax, layers, values, scheme_color(scheme), scheme.label, marker=".")
+        if theory and scheme in theory:
+            ax.plot(layers, theory[scheme], "--", color=scheme_color(scheme), lw=1.2)
+    if theory:
+        ax.plot([], [], "--", color="0.4", label="theory")
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("layer")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax

@@ -118,3 +118,25 @@ def test_snapshots_keep_the_weights_of_the_asked_epochs(data):
     assert torch.equal(history.snapshots[0]["fc2.weight"], initial)
     assert torch.equal(history.snapshots[4]["fc2.weight"], model.fc2.weight)
     assert not torch.equal(history.snapshots[4]["fc2.weight"], initial)
+
+
+def test_figures_of_snapshots_bands_and_layer_stats(data):
+    import numpy as np
+    from lessonlib.plots import plot_band, plot_layer_stats, plot_weight_histograms
+    import matplotlib.pyplot as plt
+
+    history = train(init_model(DigitNN(), "kaiming_normal", seed=0), data, epochs=2, snapshot_epochs=(0, 2))
+    fig = plot_weight_histograms(history.snapshots)
+    assert len(fig.axes) == 2 * 3
+    with pytest.raises(ValueError, match="No snapshots"):
+        plot_weight_histograms({})
+    _, ax = plt.subplots()
+    plot_band(ax, [1, 2], [[0.5, 0.7], [np.nan, np.nan]], "k", "run")
+    line = ax.get_lines()[0]
+    assert list(line.get_ydata()) == [0.6] and "2 diverged runs left out" in line.get_label()
+    with pytest.raises(ValueError, match="shape"):
+        plot_band(ax, [1, 2, 3], [[0.5, 0.7]], "k", "run")
+    ax = plot_layer_stats({make_scheme("kaiming_normal"): [1.0, 1.1, 0.9]}, "second moment",
+                          theory={make_scheme("kaiming_normal"): [1.0, 1.0, 1.0]})
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["He normal", "theory"]
+    plt.close("all")

@@ -1,0 +1,91 @@
+r"""Look inside a network: what each layer receives, produces and sends back.
+
+A :class:`Probe` registers hooks on every layer with a weight matrix (``Linear``, ``Conv*``),
+keeps what passes through during one forward (and backward) pass, and removes its hooks when
+the ``with`` block ends. For layer :math:`l` with :math:`z_l = W_l a_{l-1} + b_l` it records
+
+- ``inputs[l]``: :math:`a_{l-1}`, the activations the layer receives (for the first layer, the data),
+- ``outputs[l]``: :math:`z_l`, the pre-activations it produces,
+- ``grads[l]``: :math:`\partial L / \partial z_l`, the gradient that flows back into it
+  (after ``loss.backward()`` inside the block).
+
+The activations of hidden layer :math:`l` are the inputs of layer :math:`l+1`, so this works
+for networks that call ``F.relu`` as well as for ``nn.Sequential`` stacks.
+"""
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+
+def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``(name, module)`` of every layer that has a weight matrix, in forward order."""
+    return [(name, m) for name, m in model.named_modules()
+            if isinstance(getattr(m, "weight", None), torch.Tensor) and m.weight.dim() >= 2]
+
+
+class Probe:
+    """Record each weight layer's input, output and output gradient for one pass.
+
+    >>> with Probe(model) as probe:
+    ...     loss = loss_fn(model(x), y)
+    ...     loss.backward()
+    >>> probe.stats("inputs", "std")   # one value per layer
+    """
+
+    def __init__(self, model: nn.Module):
+        self.layers = weight_layers(model)
+        if not self.layers:
+            raise ValueError(f"{type(model).__name__} has no layer with a weight matrix to probe.")
+        self.names = [name for name, _ in self.layers]
+        self.inputs, self.outputs, self.grads = {}, {}, {}
+        self._handles = []
+
+    def __enter__(self):
+        for i, (_, layer) in enumerate(self.layers):
+            self._handles.append(layer.register_forward_hook(self._recorder(i)))
+        return self
+
+    def _recorder(self, i):
+        def hook(module, args, output):
+            self.inputs[i] = args[0].detach()
+            self.outputs[i] = output.detach()
+            if output.requires_grad:
+                output.register_hook(lambda grad: self.grads.__setitem__(i, grad.detach()))
+        return hook
+
+    def __exit__(self, *exc):
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        return False
+
+    STATISTICS = {
+        "mean": lambda t: t.mean(),
+        "std": lambda t: t.std(),
+        "second_moment": lambda t: (t.double() ** 2).mean(),
+    }
+
+    def stats(self, what: str, statistic: str = "std") -> np.ndarray:
+        r"""``statistic`` of ``what`` (``"inputs"``, ``"outputs"`` or ``"grads"``) per layer.
+
+        ``statistic`` is ``"mean"``, ``"std"`` or ``"second_moment"`` (:math:`\mathbb{E}[t^2]`),
+        taken over the batch and the units of the layer.
+        """
+        if what not in ("inputs", "outputs", "grads"):
+            raise ValueError(f"'what' must be 'inputs', 'outputs' or 'grads'. Got {what!r} instead.")
+        if statistic not in self.STATISTICS:
+            raise ValueError(f"'statistic' must be one of {list(self.STATISTICS)}. Got {statistic!r} instead.")
+        recorded = getattr(self, what)
+        if len(recorded) < len(self.layers):
+            hint = " Call loss.backward() inside the with block." if what == "grads" else ""
+            raise ValueError(f"No {what} were recorded for {len(self.layers) - len(recorded)} of "
+                             f"{len(self.layers)} layers.{hint}")
+        return np.array([float(self.STATISTICS[statistic](recorded[i])) for i in range(len(self.layers))])
+
+    def weight_grad_stats(self, statistic: str = "std") -> np.ndarray:
+        """``statistic`` of each layer's weight gradient (after ``backward()``)."""
+        missing = [name for name, layer in self.layers if layer.weight.grad is None]
+        if missing:
+            raise ValueError(f"Layers {missing} have no weight gradient yet. Call loss.backward() first.")
+        return np.array([float(self.STATISTICS[statistic](layer.weight.grad)) for _, layer in self.layers])

@@ -1,0 +1,57 @@
+"""The probe records what each layer receives, produces and sends back, and then cleans up."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from lessonlib import DigitNN, init_model, mlp
+from lessonlib.probes import Probe
+
+
+def test_records_inputs_outputs_and_gradients_of_every_layer():
+    model = init_model(mlp([4, 8, 8, 3], "relu"), "kaiming_normal", seed=0)
+    x = torch.randn(16, 4)
+    with Probe(model) as probe:
+        loss = F.cross_entropy(model(x), torch.zeros(16, dtype=torch.long))
+        loss.backward()
+    assert probe.names == ["0", "2", "4"]
+    assert torch.equal(probe.inputs[0], x)
+    assert torch.equal(probe.inputs[1], torch.relu(probe.outputs[0]))
+    # the gradient into the last layer's output is softmax - onehot, divided by the batch size
+    expected = (torch.softmax(probe.outputs[2], 1) - F.one_hot(torch.zeros(16, dtype=torch.long), 3)) / 16
+    assert torch.allclose(probe.grads[2], expected, atol=1e-6)
+    # dL/dW = (dL/dz)^T a: the weight gradient is what the recorded tensors say it is
+    assert torch.allclose(model[2].weight.grad, probe.grads[1].T @ probe.inputs[1], atol=1e-6)
+    assert probe.stats("inputs", "std").shape == (3,)
+    assert np.allclose(probe.stats("outputs", "second_moment"),
+                       [float((probe.outputs[i].double() ** 2).mean()) for i in range(3)])
+
+
+def test_works_with_functional_activations_and_removes_its_hooks():
+    model = DigitNN()
+    with Probe(model) as probe:
+        model(torch.randn(5, 64))
+    assert probe.names == ["fc1", "fc2", "fc3"]
+    assert (probe.inputs[1] >= 0).all()  # fc2 receives relu(fc1)
+    assert not model.fc1._forward_hooks
+    before = dict(probe.inputs)
+    model(torch.randn(5, 64))
+    assert all(torch.equal(before[i], probe.inputs[i]) for i in before)
+
+
+def test_clear_errors():
+    with pytest.raises(ValueError, match="no layer with a weight matrix"):
+        Probe(nn.ReLU())
+    model = mlp([4, 3])
+    with Probe(model) as probe:
+        model(torch.randn(2, 4))
+    with pytest.raises(ValueError, match="Call loss.backward"):
+        probe.stats("grads")
+    with pytest.raises(ValueError, match="'what' must be"):
+        probe.stats("weights")
+    with pytest.raises(ValueError, match="'statistic' must be one of"):
+        probe.stats("inputs", "var")
+    with pytest.raises(ValueError, match="no weight gradient yet"):
+        probe.weight_grad_stats()
