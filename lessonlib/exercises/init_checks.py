@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from .schemes import fans, gain, make_scheme
+from ..schemes import fans, gain, make_scheme
 
 CHECK_SHAPE = (300, 500)  # (fan_out, fan_in): 150,000 weights
 """The weight shape the checks draw: fan_in 500, fan_out 300."""

@@ -1,0 +1,75 @@
+"""The variance recursion matches closed forms and, for wide layers, the measurement."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lessonlib import init_model, make_scheme, mlp
+from lessonlib.probes import Probe
+from lessonlib.theory import gaussian_expectation, predict_backward, predict_forward
+
+
+def test_closed_forms():
+    assert gaussian_expectation(lambda z: np.maximum(z, 0) ** 2, 3.0) == pytest.approx(1.5)
+    assert gaussian_expectation(lambda z: z ** 4, 2.0) == pytest.approx(3 * 4.0)
+    # He for ReLU keeps q constant; Xavier (1/n for square layers) halves it every layer
+    assert np.allclose(predict_forward([100] * 6, 2 / 100, "relu"), 2.0)
+    assert np.allclose(predict_forward([100] * 6, 1 / 100, "relu"), [1, 0.5, 0.25, 0.125, 0.0625])
+    assert np.allclose(predict_forward([100] * 4, 1 / 100, "linear"), 1.0)
+    assert np.allclose(predict_backward([100] * 6, 2 / 100, "relu"), 1.0)
+
+
+def measured_second_moments(widths, activation, scheme, seeds=range(10), backward=False):
+    """Mean over seeds (networks) of each layer's second moment, for Gaussian inputs.
+
+    A single finite-width network scatters around the prediction (by tens of percent after
+    ten layers of width 256); the prediction is about the average over networks.
+    """
+    runs = []
+    for seed in seeds:
+        model = init_model(mlp(widths, activation), scheme, seed=seed)
+        with Probe(model) as probe:
+            out = model(torch.randn(500, widths[0]))
+            if backward:
+                (out * torch.randn_like(out)).sum().backward()  # unit second moment at the output
+        runs.append(probe.stats("grads" if backward else "outputs", "second_moment"))
+    return np.mean(runs, axis=0)
+
+
+@pytest.mark.parametrize("activation, scheme, weight_var", [
+    ("relu", make_scheme("kaiming_normal"), 2 / 256),
+    ("tanh", make_scheme("xavier_normal", gain=5 / 3), (5 / 3) ** 2 / 256),
+    ("tanh", make_scheme("xavier_normal"), 1 / 256),
+    ("sigmoid", make_scheme("xavier_normal"), 1 / 256),
+])
+def test_prediction_matches_the_mean_measurement(activation, scheme, weight_var):
+    widths = [256] * 11
+    measured = measured_second_moments(widths, activation, scheme)
+    predicted = predict_forward(widths, weight_var, activation)
+    assert np.allclose(measured, predicted, rtol=0.15), (measured, predicted)
+
+
+def test_he_keeps_relu_second_moment_over_20_layers_and_xavier_halves_it():
+    widths = [256] * 21
+    he = measured_second_moments(widths, "relu", make_scheme("kaiming_normal"), seeds=range(20))
+    assert np.all(np.abs(he / 2.0 - 1) < 0.25), he
+    xavier = measured_second_moments(widths, "relu", make_scheme("xavier_normal"), seeds=range(20))
+    assert np.allclose(xavier, 2.0 ** -np.arange(20), rtol=0.3), xavier  # 1/fan_in keeps half
+
+
+def test_backward_prediction_matches_measurement():
+    widths = [256] * 9
+    measured = measured_second_moments(widths, "relu", make_scheme("kaiming_normal"), backward=True)
+    assert np.allclose(measured, predict_backward(widths, 2 / 256, "relu"), rtol=0.15), measured
+
+
+def test_clear_errors():
+    with pytest.raises(ValueError, match="No prediction for activation 'softmax'"):
+        predict_forward([3, 3], 1.0, "softmax")
+    with pytest.raises(ValueError, match="one variance per layer"):
+        predict_forward([3, 3, 3], [1.0], "relu")
+    with pytest.raises(ValueError, match="must be >= 0"):
+        predict_forward([3, 3], -1.0, "relu")
