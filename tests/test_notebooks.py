@@ -33,7 +33,7 @@ def test_notebook_is_stored_executed_top_to_bottom(notebook):
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_reproduces_its_outputs(notebook, threads):
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           "TQDM_DISABLE": "1", "MPLBACKEND": "Agg"}
+           "TQDM_DISABLE": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval", "-q", "-p", "no:cacheprovider", str(notebook)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
