@@ -1,24 +1,14 @@
 """The HTML book builds from the stored outputs with warnings as errors, and shows what it should."""
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
+import yaml
+from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
+from booksite import ROOT, expected_glue_texts, toc_pages
 
-
-@pytest.fixture(scope="module")
-def html(tmp_path_factory):
-    out = tmp_path_factory.mktemp("book")
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "--path-output", str(out),
-         "-W", "-n", "--keep-going"],
-        cwd=ROOT, capture_output=True, text=True, timeout=1200)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    return out / "_build" / "html"
+# The `html` fixture (the instructor edition, built once per session) is in conftest.py.
 
 
 def test_every_chapter_page_is_built(html):
@@ -43,3 +33,45 @@ def test_solutions_are_hidden_by_default(html):
     solutions = [m for text in pages for m in re.findall(r'<div class="([^"]*solution[^"]*)"', text)]
     assert solutions, "no solutions found"
     assert all("dropdown" in classes for classes in solutions), solutions
+
+
+def test_every_page_of_the_toc_is_built(html):
+    for docname in toc_pages():
+        assert (html / f"{docname}.html").is_file(), docname
+
+
+def test_every_glued_number_is_shown(html):
+    for docname in toc_pages():
+        text = re.sub(r"\s+", " ", (html / f"{docname}.html").read_text())
+        missing = [t for t in expected_glue_texts(docname) if t not in text]
+        assert not missing, f"{docname} does not show the glued values {missing}"
+
+
+def test_math_is_served_locally(html):
+    """MathJax comes from the book's own _static folder (sphinx-mathjax-offline), not a CDN."""
+    page = (html / "chapters" / "05_xavier_glorot.html").read_text()
+    scripts = re.findall(r'<script[^>]*src="([^"]*mathjax[^"]*)"', page, flags=re.IGNORECASE)
+    assert scripts and all(not s.startswith(("http:", "https:", "//")) for s in scripts), scripts
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()
+
+
+def test_figures_have_an_opaque_white_background(html):
+    """Figures keep black text on white, readable in the light and in the dark theme."""
+    images = sorted((html / "_images").glob("*.png"))
+    assert images, "no figures in the build"
+    for path in images:
+        image = Image.open(path).convert("RGBA")
+        alpha = image.getchannel("A")
+        assert alpha.getextrema()[0] == 255, f"{path.name} has transparent pixels"
+        width, height = image.size
+        corners = [image.getpixel(xy)[:3] for xy in
+                   [(0, 0), (width - 1, 0), (0, height - 1), (width - 1, height - 1)]]
+        assert all(min(c) >= 240 for c in corners), f"{path.name}: corners {corners} are not white"
+
+
+def test_colab_install_line_names_the_repository_of_the_config():
+    """The Colab users' first line installs lessonlib from the repository the launch buttons use."""
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    for doc in ("intro.md", "README.md"):
+        lines = re.findall(r'%pip install .*"git\+([^"]+)"', (ROOT / doc).read_text())
+        assert lines == [url], f"{doc}: Colab install line(s) {lines}, repository {url}"

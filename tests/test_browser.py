@@ -1,0 +1,204 @@
+"""The built book, opened page by page in headless Chromium, as a reader sees it.
+
+Needs Debian's `chromium` (`apt-get install -y chromium`) and the pinned `playwright` Python
+package, which drives that browser (no browser download: `playwright install` is never run).
+The book is served from the session's build on a free localhost port. Every request to another
+host is recorded and aborted: the book must work offline, and the test checks that the set of
+external hosts it asks for is exactly EXTERNAL_HOSTS_ALLOWED.
+
+Screenshots go to tests/artifacts/ (git-ignored); their paths are printed.
+"""
+
+import functools
+import http.server
+import re
+import shutil
+import threading
+from urllib.parse import urlsplit
+
+import pytest
+
+from booksite import expected_glue_texts, markdown_of, toc_pages
+
+# Hosts the book may ask for. Empty: MathJax, fonts, icons and scripts are all served by the book
+# itself (MathJax by sphinx-mathjax-offline). Links to other sites (Binder, Colab, GitHub, papers)
+# are only followed when clicked, so they are not requests.
+EXTERNAL_HOSTS_ALLOWED: frozenset[str] = frozenset()
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+PAGES = toc_pages()
+SCREENSHOT_PAGES = {PAGES[0], "chapters/02_zero_initialization"}
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def site(html):
+    """The instructor edition served on http://127.0.0.1:<free port>/."""
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(html)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail("The browser test needs Debian's Chromium, which is not installed: run "
+                    "`apt-get update && apt-get install -y chromium` (as root, or with sudo). "
+                    "Do not run `playwright install`: the test drives the system Chromium.")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("The browser test needs the `playwright` Python package: "
+                    "pip install -r requirements.txt")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, headless=True,
+                                              args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Visit:
+    """One browser tab that records console errors and aborts (and records) external requests."""
+
+    def __init__(self, browser, site, dark=False):
+        self.site = site
+        self.external_hosts: set[str] = set()
+        self.errors: list[str] = []
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        if dark:
+            self.context.add_init_script(
+                "localStorage.setItem('mode', 'dark'); localStorage.setItem('theme', 'dark');")
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
+
+    def _route(self, route):
+        host = urlsplit(route.request.url).hostname
+        if host in LOCAL_HOSTS:
+            route.continue_()
+        else:
+            self.external_hosts.add(host)
+            route.abort()
+
+    def _console(self, message):
+        if message.type != "error":
+            return
+        url = message.location.get("url", "") if message.location else ""
+        # A request this test aborted on purpose is logged as an error from the external URL;
+        # those hosts are checked against the allow-list instead.
+        if url and urlsplit(url).hostname not in LOCAL_HOSTS:
+            return
+        self.errors.append(f"{message.text} ({url})")
+
+    def open(self, docname):
+        self.page.goto(f"{self.site}/{docname}.html", wait_until="load")
+        return self.page
+
+    def close(self):
+        self.context.close()
+
+
+@pytest.fixture
+def visit(browser, site):
+    visits = []
+
+    def make(dark=False):
+        visits.append(Visit(browser, site, dark=dark))
+        return visits[-1]
+
+    yield make
+    for v in visits:
+        v.close()
+
+
+def normalized(text):
+    return re.sub(r"\s+", " ", text)
+
+
+@pytest.mark.parametrize("docname", PAGES)
+def test_page_renders_offline_and_complete(docname, visit, artifacts):
+    v = visit()
+    page = v.open(docname)
+
+    heading = page.locator("article h1").first.text_content().replace("#", "").strip()
+    assert heading, f"{docname}: no <h1>"
+    assert page.title().startswith(heading), f"{docname}: title {page.title()!r} for heading {heading!r}"
+
+    broken = page.evaluate("""async () => {
+        const images = Array.from(document.images);
+        for (const img of images) { img.loading = "eager"; }
+        await Promise.all(images.map(img => img.decode().catch(() => null)));
+        return images.filter(img => img.naturalWidth === 0).map(img => img.src);
+    }""")
+    assert not broken, f"{docname}: images that did not load: {broken}"
+
+    text = normalized(page.evaluate("document.body.textContent"))
+    assert "{glue" not in text, f"{docname}: a glue role is shown raw"
+    missing = [t for t in expected_glue_texts(docname) if t not in text]
+    assert not missing, f"{docname}: glued values not shown: {missing}"
+
+    if re.search(r"\$|\\\(|\{math\}", markdown_of(docname)):
+        page.wait_for_selector("mjx-container", state="attached", timeout=20_000)
+        assert page.locator("mjx-container").count() > 0, f"{docname}: MathJax rendered nothing"
+        assert page.locator("mjx-merror").count() == 0, f"{docname}: MathJax reports a TeX error"
+
+    if docname in SCREENSHOT_PAGES:
+        path = artifacts / f"{docname.replace('/', '__')}.png"
+        page.screenshot(path=str(path))
+        print(f"screenshot: {path}")
+
+    assert not v.errors, f"{docname}: console errors from the book's own assets: {v.errors}"
+    assert v.external_hosts <= EXTERNAL_HOSTS_ALLOWED, \
+        f"{docname}: requests to hosts outside the allow-list: {sorted(v.external_hosts)}"
+
+
+def test_zero_init_chapter_shows_the_articles_accuracy(visit):
+    page = visit().open("chapters/02_zero_initialization")
+    assert "7.78" in page.evaluate("document.body.textContent")
+
+
+@pytest.mark.parametrize("docname", [d for d in PAGES if "{solution}" in markdown_of(d)])
+def test_solutions_are_hidden_until_clicked(docname, visit):
+    page = visit().open(docname)
+    solutions = page.locator("div.solution")
+    assert solutions.count() > 0, f"{docname}: no solution on the page"
+    for i in range(solutions.count()):
+        solution = solutions.nth(i)
+        body = solution.locator("section").first
+        assert not body.is_visible(), f"{docname}: solution {i + 1} is shown before a click"
+        solution.locator("button.toggle-button").first.click()
+        body.wait_for(state="visible", timeout=5_000)
+        assert body.is_visible(), f"{docname}: solution {i + 1} stays hidden after a click"
+
+
+@pytest.mark.parametrize("index", range(len(PAGES) - 1), ids=lambda i: PAGES[i])
+def test_next_and_previous_follow_the_toc(index, visit, site):
+    page = visit().open(PAGES[index])
+    page.locator("a.right-next").first.click()
+    page.wait_for_url(f"{site}/{PAGES[index + 1]}.html*")
+    page.locator("a.left-prev").first.click()
+    page.wait_for_url(f"{site}/{PAGES[index]}.html*")
+
+
+def test_dark_theme_screenshot(visit, artifacts):
+    """Figures have an opaque white background (tests/test_book.py), so they stay readable here."""
+    v = visit(dark=True)
+    page = v.open("chapters/02_zero_initialization")
+    assert page.evaluate("document.documentElement.dataset.theme") == "dark"
+    page.locator("article img").first.scroll_into_view_if_needed()
+    path = artifacts / "dark__chapters__02_zero_initialization.png"
+    page.screenshot(path=str(path))
+    print(f"screenshot: {path}")
+    assert not v.errors, v.errors
