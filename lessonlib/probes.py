@@ -11,11 +11,57 @@ the ``with`` block ends. For layer :math:`l` with :math:`z_l = W_l a_{l-1} + b_l
 
 The activations of hidden layer :math:`l` are the inputs of layer :math:`l+1`, so this works
 for networks that call ``F.relu`` as well as for ``nn.Sequential`` stacks.
+
+Two unit-level diagnostics of a layer's pre-activations :math:`z` (a batch of shape
+``(examples, units)``) complete the per-layer mean and spread:
+
+- :func:`saturated_fraction`: the fraction of entries :math:`z_{ij}` whose activation lies within
+  ``margin`` (0.03) of one of the activation's bounds, where its slope is nearly 0;
+- :func:`dead_fraction`: the fraction of ReLU units that output 0 for every example of the batch,
+  so that no gradient reaches their weights.
 """
 
 import numpy as np
 import torch
 import torch.nn as nn
+
+SATURATING = {
+    "tanh": (torch.tanh, -1.0, 1.0),
+    "sigmoid": (torch.sigmoid, 0.0, 1.0),
+}
+"""Activations with bounds: ``name -> (function, lower bound, upper bound)``."""
+
+
+def saturated_fraction(z: torch.Tensor, activation: str, margin: float = 0.03) -> float:
+    r"""Fraction of the entries of ``z`` whose activation is within ``margin`` of its bounds.
+
+    For tanh (bounds :math:`\pm 1`) an entry is saturated when :math:`|\tanh(z)| > 1 - m`; with the
+    default :math:`m = 0.03` that is :math:`|\tanh z| > 0.97`, i.e. :math:`|z| > \operatorname{artanh}(0.97)
+    \approx 2.09`, where :math:`\tanh'(z) = 1 - \tanh^2 z < 0.059`. For the sigmoid :math:`\sigma`
+    (bounds 0 and 1) it is saturated when :math:`\sigma(z) < m` or :math:`\sigma(z) > 1 - m`, i.e.
+    :math:`|z| > \ln(0.97/0.03) \approx 3.48`, where :math:`\sigma'(z) < 0.030`. The fraction is taken
+    over every entry (every example and unit) of ``z``.
+    """
+    if activation not in SATURATING:
+        raise ValueError(f"Saturation is defined for bounded activations {sorted(SATURATING)}. "
+                         f"Got {activation!r} instead.")
+    if not 0 < margin < 0.5:
+        raise ValueError(f"'margin' must be a float in the range (0, 0.5). Got {margin!r} instead.")
+    f, low, high = SATURATING[activation]
+    a = f(z.double())
+    return float(((a < low + margin) | (a > high - margin)).double().mean())
+
+
+def dead_fraction(z: torch.Tensor) -> float:
+    r"""Fraction of units (columns of ``z``, shape ``(examples, units)``) that are dead ReLUs.
+
+    Unit :math:`j` is dead on the batch when :math:`z_{ij} \le 0` for every example :math:`i`:
+    then :math:`\mathrm{relu}(z_{ij}) = 0` and :math:`\mathrm{relu}'(z_{ij}) = 0` for all :math:`i`, so the
+    unit passes nothing forward and no gradient reaches its incoming weights.
+    """
+    if z.dim() != 2:
+        raise ValueError(f"'z' must have shape (examples, units). Got shape {tuple(z.shape)} instead.")
+    return float((z <= 0).all(dim=0).double().mean())
 
 
 def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -89,3 +135,24 @@ class Probe:
         if missing:
             raise ValueError(f"Layers {missing} have no weight gradient yet. Call loss.backward() first.")
         return np.array([float(self.STATISTICS[statistic](layer.weight.grad)) for _, layer in self.layers])
+
+    def saturation(self, activation: str, margin: float = 0.03) -> np.ndarray:
+        """:func:`saturated_fraction` of each layer's pre-activations (``outputs``), one value per layer.
+
+        The last entry is the output layer's, which no activation follows in :func:`~lessonlib.models.mlp`.
+        """
+        self._require("outputs")
+        return np.array([saturated_fraction(self.outputs[i], activation, margin) for i in range(len(self.layers))])
+
+    def dead_units(self) -> np.ndarray:
+        """:func:`dead_fraction` of each layer's pre-activations (``outputs``), one value per layer.
+
+        The last entry is the output layer's, which no activation follows in :func:`~lessonlib.models.mlp`.
+        """
+        self._require("outputs")
+        return np.array([dead_fraction(self.outputs[i].flatten(1)) for i in range(len(self.layers))])
+
+    def _require(self, what):
+        if len(getattr(self, what)) < len(self.layers):
+            raise ValueError(f"No {what} were recorded for {len(self.layers) - len(getattr(self, what))} of "
+                             f"{len(self.layers)} layers. Run a forward pass inside the with block.")

@@ -1,5 +1,7 @@
 """The probe records what each layer receives, produces and sends back, and then cleans up."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -55,3 +57,40 @@ def test_clear_errors():
         probe.stats("inputs", "var")
     with pytest.raises(ValueError, match="no weight gradient yet"):
         probe.weight_grad_stats()
+
+
+def test_saturated_fraction_on_hand_built_cases():
+    from lessonlib.probes import saturated_fraction
+    z = torch.tensor([[-3.0, 0.5, 2.2, -0.1], [-1.0, 0.2, 1.0, -2.5], [-0.2, -4.0, 0.3, 0.0]])
+    # |tanh z| > 0.97 <=> |z| > artanh(0.97) = 2.092: z = -3.0, 2.2, -2.5, -4.0
+    assert saturated_fraction(z, "tanh") == 4 / 12
+    # sigmoid within 0.03 of 0 or 1 <=> |z| > ln(0.97 / 0.03) = 3.476: z = -4.0
+    assert saturated_fraction(z, "sigmoid") == 1 / 12
+    edge = math.atanh(0.97)
+    assert saturated_fraction(torch.tensor([[edge - 1e-3, edge + 1e-3]]), "tanh") == 0.5
+    assert saturated_fraction(torch.tensor([[3.0]]), "tanh", margin=0.001) == 0.0   # tanh(3) = 0.99505
+    with pytest.raises(ValueError, match="bounded activations"):
+        saturated_fraction(z, "relu")
+    with pytest.raises(ValueError, match="'margin' must be"):
+        saturated_fraction(z, "tanh", margin=0.6)
+
+
+def test_dead_fraction_counts_units_not_entries():
+    from lessonlib.probes import dead_fraction
+    z = torch.tensor([[-1.0, 2.0, 0.0], [-0.5, -1.0, 0.0]])
+    assert dead_fraction(z) == 2 / 3          # unit 0 (negative) and unit 2 (exactly 0) are dead
+    with pytest.raises(ValueError, match="shape \\(examples, units\\)"):
+        dead_fraction(torch.zeros(3))
+
+
+def test_probe_saturation_and_dead_units_per_layer():
+    model = init_model(mlp([4, 8, 8, 3], "tanh"), "normal", seed=0)   # N(0, 1): many saturated entries
+    x = torch.randn(32, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad(), Probe(model) as probe:
+        model(x)
+    from lessonlib.probes import dead_fraction, saturated_fraction
+    assert np.allclose(probe.saturation("tanh"), [saturated_fraction(probe.outputs[i], "tanh") for i in range(3)])
+    assert np.allclose(probe.dead_units(), [dead_fraction(probe.outputs[i]) for i in range(3)])
+    assert probe.saturation("tanh")[1] > 0.2
+    with pytest.raises(ValueError, match="Run a forward pass"):
+        Probe(model).dead_units()
