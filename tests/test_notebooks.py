@@ -29,6 +29,14 @@ def test_notebook_is_stored_executed_top_to_bottom(notebook):
     assert counts == list(range(1, len(counts) + 1)), f"{notebook.name}: execution counts {counts}"
 
 
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_stores_no_widget_state(notebook):
+    """Stored widget state makes the HTML page load ipywidgets' JavaScript from a CDN."""
+    assert "widgets" not in json.loads(notebook.read_text())["metadata"], (
+        f"{notebook.name} stores widget state: re-execute it with "
+        f"--ExecutePreprocessor.store_widget_state=False (see the README)")
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_reproduces_its_outputs(notebook, threads):

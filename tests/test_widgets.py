@@ -1,0 +1,149 @@
+"""The interactive lab: the pure propagation function against theory, the explorer's callbacks and
+cache without a browser, and clear errors for bad values."""
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from lessonlib.widgets import (InitExplorer, plot_propagation, propagate,  # noqa: E402
+                               weight_variance)
+
+WIDTH = 128
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def mean_over_seeds(what, *args, seeds=range(3), **kwargs):
+    return np.mean([getattr(propagate(*args, seed=s, **kwargs), what) for s in seeds], axis=0)
+
+
+def test_first_layer_matches_theory_for_every_scheme():
+    # z_1 = W x: its second moment is n v E[x^2] for every scheme, to within sampling error
+    for scheme in ("normal", "xavier_normal", "kaiming_uniform", "lecun_normal", "orthogonal", "pytorch_default"):
+        result = propagate(scheme, 0.5, "relu", depth=3, width=WIDTH)
+        assert result.z_second_moment[0] == pytest.approx(result.theory_z_second_moment[0], rel=0.1), scheme
+
+
+def test_relu_xavier_halves_and_he_holds_the_second_moment():
+    xavier = mean_over_seeds("z_second_moment", "xavier_normal", 1.0, "relu", 20, WIDTH)
+    theory = propagate("xavier_normal", 1.0, "relu", 20, WIDTH).theory_z_second_moment
+    assert theory[10] / theory[0] == pytest.approx(2.0**-10)
+    assert xavier[10] == pytest.approx(theory[10], rel=0.5)
+    he = mean_over_seeds("z_second_moment", "kaiming_normal", 1.0, "relu", 20, WIDTH)
+    assert he[10] == pytest.approx(2.0, rel=0.5)
+
+
+def test_tanh_under_a_unit_normal_saturates_at_every_depth():
+    result = propagate("normal", 1.0, "tanh", depth=50, width=WIDTH)
+    assert result.z_std[0] == pytest.approx(math.sqrt(WIDTH), rel=0.05)
+    assert (result.saturated > 0.8).all()
+    assert result.activation_std[-1] > 0.9
+    assert np.isnan(result.dead).all()
+
+
+def test_deep_relu_network_maps_inputs_to_one_direction():
+    result = propagate("kaiming_normal", 1.0, "relu", depth=50, width=WIDTH)
+    assert result.similarity[-1] > 0.9 > result.similarity[0]
+    assert result.dead[-1] > 0.2
+
+
+def test_sigmoid_gradient_vanishes_as_predicted():
+    result = propagate("kaiming_normal", 1.0, "sigmoid", depth=20, width=WIDTH)
+    assert result.grad_second_moment[0] < 1e-20
+    ratio = result.grad_second_moment[0] / result.theory_grad_second_moment[0]
+    assert 0.1 < ratio < 10
+
+
+def test_propagation_runs_on_one_thread_and_restores_the_thread_count():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        propagate("xavier_normal", 1.0, "tanh", depth=2, width=16)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_weight_variance_formulas():
+    assert weight_variance("normal", 0.3, "tanh", 100, 50) == pytest.approx(0.09)
+    assert weight_variance("xavier_uniform", 2.0, "tanh", 100, 50) == pytest.approx(4 * 2 / 150)
+    assert weight_variance("kaiming_normal", 1.0, "relu", 100, 50) == pytest.approx(2 / 100)
+    assert weight_variance("kaiming_normal", 1.0, "tanh", 100, 50) == pytest.approx((5 / 3) ** 2 / 100)
+    assert weight_variance("pytorch_default", 1.0, "relu", 100, 50) == pytest.approx(1 / 300)
+
+
+def test_explorer_recomputes_only_when_the_network_changes():
+    lab = InitExplorer(scheme="xavier_normal", activation="tanh", depth=10, width=64)
+    assert lab.computations == 1
+    first = lab.result
+    assert len(first.z_std) == 11
+    lab.depth.value = 20
+    assert lab.computations == 2
+    assert len(lab.result.z_std) == 21 and lab.result.depth == 20
+    # display options redraw from the cache
+    lab.show.value = "gradients"
+    lab.log_counts.value = True
+    assert lab.computations == 2
+    # going back to a setting already seen uses the cache too
+    lab.depth.value = 10
+    assert lab.computations == 2 and lab.result is first
+
+
+def test_explorer_statistics_follow_the_controls():
+    lab = InitExplorer(scheme="kaiming_normal", activation="relu", depth=10, width=64)
+    held = lab.result.z_std[-2]
+    lab.scheme.value = "xavier_normal"
+    assert lab.result.z_std[-2] < held / 5  # Xavier loses sqrt(2) per layer under ReLU
+    lab.scheme.value = "normal"
+    lab.scale.value = 1.0
+    assert lab.result.z_std[0] == pytest.approx(8.0, rel=0.1)  # sqrt(64) for N(0, 1) weights
+    lab.activation.value = "tanh"
+    assert lab.result.saturated[0] > 0.5
+    assert "layer 10" in lab.status.value
+
+
+def test_explorer_training_curve_is_cached():
+    lab = InitExplorer(scheme="kaiming_normal", activation="relu", depth=2, width=16)
+    lab.train.value = True
+    assert len(lab.curves) == 1 and len(lab.figures) == 2
+    lab.show.value = "gradients"
+    assert len(lab.curves) == 1
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"scheme": "zeros"}, "'scheme' parameter must be one of"),
+    ({"scale": 0.0}, "'scale' parameter must be a float in the range [0.01, 10.0]"),
+    ({"scale": float("nan")}, "'scale' parameter"),
+    ({"activation": "selu"}, "'activation' parameter must be one of"),
+    ({"depth": 51}, "'depth' parameter must be an int in the range [1, 50]"),
+    ({"depth": 2.5}, "'depth' parameter"),
+    ({"width": 1024}, "'width' parameter must be an int in the range [1, 512]"),
+    ({"seed": -1}, "'seed' parameter must be a non-negative int"),
+])
+def test_bad_values_raise_clear_errors(kwargs, message):
+    args = dict(scheme="xavier_normal", scale=1.0, activation="tanh", depth=3, width=16, seed=0) | kwargs
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+        propagate(**args)
+    with pytest.raises(ValueError, match="parameter"):
+        InitExplorer(**args)
+
+
+def test_plot_rejects_layers_outside_the_network():
+    result = propagate("xavier_normal", 1.0, "tanh", depth=5, width=16)
+    plot_propagation(result, "gradients", layers=[1, 5])
+    with pytest.raises(ValueError, match=r"hidden layers in the range \[1, 5\]"):
+        plot_propagation(result, layers=[6])
+    with pytest.raises(ValueError, match="'activations' or 'gradients'"):
+        plot_propagation(result, show="weights")
