@@ -27,16 +27,25 @@ def test_each_seeds_initial_weights_equal_training_that_seed_alone():
 
 
 def test_batched_and_one_by_one_agree_to_the_reported_precision(data):
-    schemes = [make_scheme("kaiming_normal"), make_scheme("normal", mean=0.2, std=0.05)]
-    bias = "zeros"
-    one = run_experiment(DigitNN, schemes, [0, 1, 2], data, bias=bias, epochs=40, batched=False, progress=False)
-    many = run_experiment(DigitNN, schemes, [0, 1, 2], data, bias=bias, epochs=40, batched=True, progress=False)
+    schemes = [make_scheme("kaiming_normal"), make_scheme("xavier_normal")]
+    one = run_experiment(DigitNN, schemes, [0, 1, 2], data, epochs=40, batched=False, progress=False)
+    many = run_experiment(DigitNN, schemes, [0, 1, 2], data, epochs=40, batched=True, progress=False)
     # accuracies are reported to 2 decimals of a percent; losses to 3 significant digits
     assert np.array_equal(np.round(100 * one.test_acc, 2), np.round(100 * many.test_acc, 2))
     assert np.allclose(one.loss, many.loss, rtol=1e-3)
+
+
+def test_a_chaotic_run_starts_on_the_same_path_both_ways(data):
+    """N(0.2, 0.05) weights make a chaotic run: rounding differences (the order of a sum, which
+    also changes with the thread count or the CPU) grow until single test points flip, so only its
+    first epochs can agree closely. That they do shows both ways compute the same updates."""
+    low = make_scheme("normal", mean=0.2, std=0.05)
+    one = run_experiment(DigitNN, [low], [0, 1, 2], data, epochs=5, batched=False, progress=False)
+    many = run_experiment(DigitNN, [low], [0, 1, 2], data, epochs=5, batched=True, progress=False)
+    assert np.allclose(one.loss, many.loss, rtol=1e-4)
     # and one_by_one is exactly lessonlib.train, seed by seed
-    history = train(init_model(DigitNN(), schemes[1], bias=bias, seed=2), data, epochs=40)
-    assert list(one.test_acc[1, 2]) == history.test_acc
+    history = train(init_model(DigitNN(), low, bias="zeros", seed=2), data, epochs=5)
+    assert list(one.test_acc[0, 2]) == history.test_acc and list(one.loss[0, 2]) == history.loss
 
 
 def test_two_moons_study_setup_agrees_too():

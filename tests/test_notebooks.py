@@ -1,8 +1,10 @@
 """Every lesson re-executes to the outputs it has stored, with 1 and with 2 torch threads.
 
 nbval runs each notebook in a fresh kernel and compares every text output (glued numbers
-included) with the stored one. Floating-point sums depend on the thread count, so each
-notebook is checked under both.
+included) with the stored one. Floating-point sums depend on the thread count and on the
+instruction set the kernels use, so each notebook is checked under both thread counts, and on
+a CPU with AVX-512 the one-thread run also uses the AVX2 kernels (of PyTorch, MKL and oneDNN):
+a printed number must come out the same on a machine without AVX-512.
 """
 
 import json
@@ -13,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
@@ -38,10 +41,16 @@ def test_notebook_stores_no_widget_state(notebook):
         f"--ExecutePreprocessor.store_widget_state=False (see the README)")
 
 
-def run_nbval(notebook: Path, threads: int) -> subprocess.CompletedProcess:
-    """Re-execute ``notebook`` in a fresh kernel with ``threads`` torch threads and compare outputs."""
+# The kernels of a CPU without AVX-512, where this one has it; else the CPU's own kernels.
+AVX2_KERNELS = ({"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+                if torch.backends.cpu.get_cpu_capability().startswith("AVX512") else {})
+
+
+def run_nbval(notebook: Path, threads: int, kernels: dict | None = None) -> subprocess.CompletedProcess:
+    """Re-execute ``notebook`` in a fresh kernel with ``threads`` torch threads (and the environment
+    ``kernels``) and compare outputs."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           "TQDM_DISABLE": "1"}
+           "TQDM_DISABLE": "1", **(kernels or {})}
     return subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval", "-q", "-p", "no:cacheprovider", str(notebook)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
@@ -49,13 +58,14 @@ def run_nbval(notebook: Path, threads: int) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def single_thread_runs():
-    """Every notebook's one-thread run, as many at a time as the machine has cores.
+    """Every notebook's one-thread run (AVX2 kernels on an AVX-512 CPU), as many at a time as the
+    machine has cores.
 
     A one-thread run uses one core, so on a 2-core machine two of them side by side take the time
     of one; the two-thread runs go one at a time, in their own tests.
     """
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-        return dict(zip(NOTEBOOKS, pool.map(lambda notebook: run_nbval(notebook, 1), NOTEBOOKS)))
+        return dict(zip(NOTEBOOKS, pool.map(lambda notebook: run_nbval(notebook, 1, AVX2_KERNELS), NOTEBOOKS)))
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
