@@ -5,6 +5,10 @@ final test accuracy differs between the two ways at the reported precision (2 de
 percent): the two compute the same updates but sum in a different order, and over hundreds of
 epochs a rounding difference can move a test point across the decision boundary.
 
+It also prints the rate at which each way does its arithmetic (the floating-point operations of
+the matrix products of training and evaluation, counted from the layer sizes) beside the rate of
+one large matrix product on this machine: the ceiling neither way can pass.
+
     python bench/engine.py            # uses the torch default thread count
     OMP_NUM_THREADS=2 python bench/engine.py
 """
@@ -13,6 +17,7 @@ import time
 
 import numpy as np
 import torch
+import torch.nn as nn
 
 from lessonlib import DigitNN, digits, make_scheme, mlp, two_moons
 from lessonlib.experiments import run_experiment
@@ -28,6 +33,28 @@ EXPERIMENTS = {
 }
 
 
+def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
+    """Floating-point operations per second of an ``n x n`` by ``n x n`` float32 matrix product."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n ** 3 * repeats / (time.perf_counter() - start)
+
+
+def training_flops(make_model, data, epochs, seeds, schemes, **_) -> float:
+    """Operations of the matrix products of every run: per example, a layer of fan-in m and fan-out
+    n costs 2mn forward, 2mn for its weight gradient and 2mn for its input gradient (not for the
+    first layer); every epoch also scores the test set, and the last state is scored once more."""
+    layers = [(m.in_features, m.out_features) for m in make_model().modules() if isinstance(m, nn.Linear)]
+    forward = sum(2 * m * n for m, n in layers)
+    backward = forward + sum(2 * m * n for m, n in layers[1:])
+    per_run = ((epochs + 1) * (len(data.X_train) + len(data.X_test)) * forward
+               + epochs * len(data.X_train) * backward)
+    return per_run * len(list(seeds)) * len(schemes)
+
+
 def timed(**kwargs):
     start = time.perf_counter()
     results = run_experiment(progress=False, **kwargs)
@@ -35,7 +62,10 @@ def timed(**kwargs):
 
 
 def main():
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{torch.backends.cpu.get_cpu_capability()} kernels")
+    ceiling = matmul_rate()
+    print(f"one 2048 x 2048 matrix product: {ceiling / 1e9:.0f} GFLOP/s")
     for title, kwargs in EXPERIMENTS.items():
         one_by_one, a = timed(batched=False, **kwargs)
         batched, b = timed(batched=True, **kwargs)
@@ -45,6 +75,10 @@ def main():
         print(f"  one model at a time: {one_by_one:7.1f} s")
         print(f"  engine (batched):    {batched:7.1f} s")
         print(f"  speed-up:            {one_by_one / batched:7.2f} x")
+        flops = training_flops(**kwargs)
+        for way, seconds in (("one model at a time", one_by_one), ("engine (batched)", batched)):
+            rate = flops / seconds
+            print(f"  {way + ':':20s} {rate / 1e9:5.0f} GFLOP/s, {100 * rate / ceiling:3.0f}% of the matrix-product rate")
         print(f"  runs whose final test accuracy differs at 2 decimals of a percent: "
               f"{int(differ.sum())} of {differ.size} (largest difference {gap:.2f} points)")
 
