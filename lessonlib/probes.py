@@ -57,7 +57,9 @@ def dead_fraction(z: torch.Tensor) -> float:
 
     Unit :math:`j` is dead on the batch when :math:`z_{ij} \le 0` for every example :math:`i`:
     then :math:`\mathrm{relu}(z_{ij}) = 0` and :math:`\mathrm{relu}'(z_{ij}) = 0` for all :math:`i`, so the
-    unit passes nothing forward and no gradient reaches its incoming weights.
+    unit passes nothing forward and no gradient reaches its incoming weights. For a leaky ReLU of
+    slope :math:`a > 0` the same count gives the units that sit on their negative side for every
+    example; those are not dead: they pass :math:`a z` forward and :math:`a` times the gradient back.
     """
     if z.dim() != 2:
         raise ValueError(f"'z' must have shape (examples, units). Got shape {tuple(z.shape)} instead.")
@@ -145,7 +147,8 @@ class Probe:
         return np.array([saturated_fraction(self.outputs[i], activation, margin) for i in range(len(self.layers))])
 
     def dead_units(self) -> np.ndarray:
-        """:func:`dead_fraction` of each layer's pre-activations (``outputs``), one value per layer.
+        """:func:`dead_fraction` of each layer's pre-activations (``outputs``), one value per layer
+        (dead ReLUs; for a leaky ReLU, units below 0 for every example, which still get a gradient).
 
         The last entry is the output layer's, which no activation follows in :func:`~lessonlib.models.mlp`.
         """

@@ -13,6 +13,21 @@ Backwards, :math:`\partial L/\partial a_{l-1} = W_l^\top \partial L/\partial z_l
 .. math:: \mathbb{E}[(\partial L/\partial a_{l-1})^2] = n_l\, v_l\, \mathbb{E}[(\partial L/\partial z_l)^2],
           \qquad \mathbb{E}[(\partial L/\partial z_l)^2] = \mathbb{E}[f'(z_l)^2]\,\mathbb{E}[(\partial L/\partial a_l)^2].
 
+For the piecewise-linear units, :math:`f(z) = z` for :math:`z > 0` and :math:`f(z) = a z` for
+:math:`z < 0` (ReLU :math:`a = 0`; leaky ReLU :math:`a > 0`, ``nn.LeakyReLU``'s default
+:math:`a = 0.01`; linear :math:`a = 1`), each half of a symmetric :math:`z \sim \mathcal{N}(0, q)`
+carries half of its second moment, and the negative half is scaled by :math:`a`, so
+
+.. math:: \mathbb{E}[f(z)^2] = \frac{q}{2} + a^2\,\frac{q}{2} = \frac{1+a^2}{2}\,q,
+          \qquad \mathbb{E}[f'(z)^2] = \frac{1+a^2}{2}.
+
+With :math:`\chi = n\,v` (square layers) a layer then multiplies *both* the forward second moment
+and the gradient's by the same factor :math:`\chi\,(1+a^2)/2`, whatever :math:`q` is
+(:func:`layer_factor`). He's leaky gain, :math:`\chi = g^2 = 2/(1+a^2)`, makes it exactly 1 in
+both directions; Xavier's :math:`\chi = 1` makes it :math:`(1+a^2)/2`, which is :math:`1/2` for
+ReLU and :math:`0.50005` for :math:`a = 0.01`. For tanh and sigmoid the factor depends on
+:math:`q`.
+
 The Gaussian expectations are exact for ReLU, leaky ReLU and linear units and computed by
 Gauss-Hermite quadrature for tanh and sigmoid. The prediction holds for wide layers at
 initialization (biases zero); at finite width it is an average the measurement scatters around.
@@ -36,12 +51,38 @@ def gaussian_expectation(fn, q: float) -> float:
     return float(np.dot(_WEIGHTS, fn(math.sqrt(q) * _NODES)))
 
 
+_KEPT = {
+    "linear": lambda a: 1.0,
+    "relu": lambda a: 0.5,
+    "leaky_relu": lambda a: (1 + a**2) / 2,
+}
+r"""Piecewise-linear units: :math:`\mathbb{E}[f(z)^2]/q = \mathbb{E}[f'(z)^2]` for the slope :math:`a`."""
+
+
+def layer_factor(activation: str, chi: float = 1.0, negative_slope: float = 0.01) -> float:
+    r"""The factor :math:`\chi\,\mathbb{E}[f(z)^2]/q = \chi\,\mathbb{E}[f'(z)^2]` by which one layer
+    multiplies the forward second moment :math:`q` and, for square layers, the gradient's.
+
+    Defined for the units whose factor does not depend on :math:`q`: ``"linear"`` (:math:`\chi`),
+    ``"relu"`` (:math:`\chi/2`) and ``"leaky_relu"`` with slope :math:`a` = ``negative_slope``
+    (:math:`\chi\,(1+a^2)/2`). ``chi`` is :math:`n\,\mathrm{Var}(W)`: 1 for Xavier on square
+    layers, 2 for He, :math:`2/(1+a^2)` for He with the leaky gain.
+    """
+    if activation not in _KEPT:
+        raise ValueError(f"layer_factor is defined for the units whose factor does not depend on q, "
+                         f"{sorted(_KEPT)}. Got {activation!r} instead; for tanh and sigmoid use "
+                         f"predict_forward and predict_backward.")
+    if not isinstance(chi, (int, float)) or isinstance(chi, bool) or not math.isfinite(chi) or chi < 0:
+        raise ValueError(f"The 'chi' parameter must be a float in the range [0, inf). Got {chi!r} instead.")
+    return chi * _KEPT[activation](negative_slope)
+
+
 def _moments(activation: str, negative_slope: float):
     r"""Functions :math:`q \mapsto \mathbb{E}[f(z)^2]` and :math:`q \mapsto \mathbb{E}[f'(z)^2]`,
     :math:`z \sim \mathcal{N}(0, q)`: closed forms for the piecewise-linear units (a ReLU keeps
     half of the second moment, a leaky ReLU :math:`(1+a^2)/2`), quadrature for tanh and sigmoid."""
-    if activation in ("linear", "relu", "leaky_relu"):
-        keep = {"linear": 1.0, "relu": 0.5, "leaky_relu": (1 + negative_slope**2) / 2}[activation]
+    if activation in _KEPT:
+        keep = _KEPT[activation](negative_slope)
         return (lambda q: keep * q), (lambda q: keep)
     smooth = {
         "tanh": (np.tanh, lambda z: 1 - np.tanh(z) ** 2),

@@ -1,7 +1,8 @@
 """Claims of the depth lesson, checked independently of its notebook.
 
-Signal propagation through 50 layers of width 256 (float64, averaged over a few networks), the
-three regimes of a repeated random matrix product, and the check of the dead-unit exercise.
+Signal propagation through 50 layers of width 256 (float64, averaged over a few networks), leaky
+ReLU beside ReLU (the same second moments, but no unit without a gradient), the three regimes of a
+repeated random matrix product, and the checks of the dead-unit and leaky-slope exercises.
 """
 
 import math
@@ -9,21 +10,31 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn as nn
 
-from lessonlib import init_model, mlp
-from lessonlib.exercises.depth import CASES, MISTAKES, check_dead_fraction
+from lessonlib import init_model, make_scheme, mlp
+from lessonlib.exercises.depth import (CASES, MISTAKES, SLOPE_CASES, SLOPE_MISTAKES, check_dead_fraction,
+                                       check_leaky_slope, leaky_slope)
 from lessonlib.probes import Probe, dead_fraction
-from lessonlib.theory import predict_forward
+from lessonlib.theory import layer_factor, predict_forward
 
 WIDTH, DEPTH = 256, 50
 
 
-def forward_second_moments(activation, scheme, seeds, batch=32):
+def deep_net(activation, scheme, seed, negative_slope=0.01):
+    net = init_model(mlp([WIDTH] * (DEPTH + 1), activation), scheme, seed=seed).double()
+    for module in net:
+        if isinstance(module, nn.LeakyReLU):
+            module.negative_slope = negative_slope
+    return net
+
+
+def forward_second_moments(activation, scheme, seeds, batch=32, negative_slope=0.01):
     """E[z_l^2] per layer (rows) and network (columns) of a DEPTH-layer net of width WIDTH."""
     x = torch.randn(batch, WIDTH, generator=torch.Generator().manual_seed(1000), dtype=torch.float64)
     columns = []
     for seed in seeds:
-        net = init_model(mlp([WIDTH] * (DEPTH + 1), activation), scheme, seed=seed).double()
+        net = deep_net(activation, scheme, seed, negative_slope)
         with torch.no_grad(), Probe(net) as probe:
             net(x)
         columns.append(probe.stats("outputs", "second_moment"))
@@ -37,6 +48,77 @@ def test_relu_he_keeps_the_second_moment_over_50_layers():
     ratio = moments.mean(axis=1) / predicted
     # the mean over 6 networks stays within a factor 2 of the constant prediction in every layer
     assert ratio.min() > 0.5 and ratio.max() < 2.0, ratio
+
+
+HE_LEAKY = make_scheme("kaiming_normal", a=0.01, nonlinearity="leaky_relu")
+
+
+def test_leaky_relu_he_with_the_leaky_gain_keeps_the_second_moment_over_50_layers():
+    moments, x_moment = forward_second_moments("leaky_relu", HE_LEAKY, range(6))
+    chi = 2 / (1 + 0.01**2)                              # the leaky gain squared
+    predicted = predict_forward([WIDTH] * (DEPTH + 1), chi / WIDTH, "leaky_relu", input_second_moment=x_moment)
+    assert np.allclose(predicted, predicted[0])        # theory: chi (1 + a^2) / 2 = 1 per layer
+    ratio = moments.mean(axis=1) / predicted
+    assert ratio.min() > 0.5 and ratio.max() < 2.0, ratio
+    # at a = 0.01 leaky ReLU and ReLU are the same to the variance argument: 1.0001^49 apart under Xavier
+    leaky, _ = forward_second_moments("leaky_relu", "xavier_normal", range(3))
+    relu, _ = forward_second_moments("relu", "xavier_normal", range(3))
+    assert abs(leaky.mean(axis=1)[-1] / relu.mean(axis=1)[-1] - 1) < 0.05
+    assert layer_factor("leaky_relu", 1.0, 0.01) ** (DEPTH - 1) / 0.5 ** (DEPTH - 1) == pytest.approx(1.0049, abs=1e-4)
+
+
+def test_relu_units_below_zero_get_no_gradient_and_leaky_ones_do():
+    x = torch.randn(64, WIDTH, generator=torch.Generator().manual_seed(1000), dtype=torch.float64)
+    upstream = torch.randn(64, WIDTH, generator=torch.Generator().manual_seed(1001), dtype=torch.float64)
+    shares = {}
+    for activation, scheme in (("relu", "kaiming_normal"), ("leaky_relu", HE_LEAKY)):
+        negative, no_gradient = [], []
+        for seed in range(2):
+            net = deep_net(activation, scheme, seed)
+            with Probe(net) as probe:
+                (net(x) * upstream).sum().backward()
+            negative.append(probe.dead_units()[:-1])
+            no_gradient.append([float((layer.weight.grad == 0).all(dim=1).double().mean())
+                                for _, layer in probe.layers[:-1]])
+        shares[activation] = float(np.mean(negative)), float(np.mean(no_gradient))
+    relu_negative, relu_no_gradient = shares["relu"]
+    leaky_negative, leaky_no_gradient = shares["leaky_relu"]
+    assert 0.1 < relu_negative < 0.5 and 0.1 < leaky_negative < 0.5   # deep inputs point alike
+    assert relu_no_gradient == pytest.approx(relu_negative)           # a ReLU unit <= 0 everywhere is dead
+    assert leaky_no_gradient == 0.0                                     # a leaky one still gets a * gradient
+
+
+def test_the_slopes_of_the_leaky_exercise_give_the_drift_asked_for():
+    assert leaky_slope(0.1, 50, 1.0) == pytest.approx(0.953, abs=1e-3)
+    assert leaky_slope(10.0, 50, 2.0) == pytest.approx(0.219, abs=1e-3)
+    for ratio, layers, chi in SLOPE_CASES:
+        q = predict_forward([100] * (layers + 1), chi / 100, "leaky_relu",
+                            negative_slope=leaky_slope(ratio, layers, chi))
+        assert q[-1] / q[0] == pytest.approx(ratio)
+    # measured: Xavier with a = 0.953 loses about a factor 10 over 50 layers (mean of 6 networks)
+    moments, _ = forward_second_moments("leaky_relu", "xavier_normal", range(6),
+                                        negative_slope=leaky_slope(0.1, DEPTH, 1.0))
+    mean = moments.mean(axis=1)
+    assert 0.05 < mean[-1] / mean[0] < 0.2, mean[-1] / mean[0]
+
+
+def test_check_leaky_slope_accepts_the_right_answer_and_names_the_slips(capsys):
+    assert check_leaky_slope(lambda r, L, chi: math.sqrt(2 * r ** (1 / (L - 1)) / chi - 1))
+    assert "Correct" in capsys.readouterr().out
+    for description, slip in SLOPE_MISTAKES.items():
+        assert not check_leaky_slope(slip), description
+        out = capsys.readouterr().out
+        assert description in out and "q_L/q_1 =" in out
+    assert not check_leaky_slope(lambda r, L, chi: -leaky_slope(r, L, chi))
+    assert "non-negative root" in capsys.readouterr().out
+    assert not check_leaky_slope(lambda r, L, chi: 1 / 0)
+    assert "ZeroDivisionError" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="needs a function"):
+        check_leaky_slope(0.5)
+    with pytest.raises(ValueError, match="No slope a >= 0"):
+        leaky_slope(0.1, 50, 2.0)                      # even ReLU keeps q with chi = 2
+    with pytest.raises(ValueError, match="'layers' must be an int >= 2"):
+        leaky_slope(0.1, 1, 1.0)
 
 
 def test_relu_xavier_halves_the_second_moment_per_layer():

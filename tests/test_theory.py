@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from lessonlib import init_model, make_scheme, mlp
 from lessonlib.probes import Probe
-from lessonlib.theory import gaussian_expectation, predict_backward, predict_forward
+from lessonlib.theory import gaussian_expectation, layer_factor, predict_backward, predict_forward
 
 
 def test_closed_forms():
@@ -20,6 +20,35 @@ def test_closed_forms():
     assert np.allclose(predict_forward([100] * 6, 1 / 100, "relu"), [1, 0.5, 0.25, 0.125, 0.0625])
     assert np.allclose(predict_forward([100] * 4, 1 / 100, "linear"), 1.0)
     assert np.allclose(predict_backward([100] * 6, 2 / 100, "relu"), 1.0)
+
+
+@pytest.mark.parametrize("a", [0.0, 0.01, 0.2, 0.5, 1.0])
+def test_leaky_relu_factor(a):
+    keep = (1 + a**2) / 2                                      # E[f(z)^2] / q = E[f'(z)^2]
+    assert layer_factor("leaky_relu", 1.0, a) == pytest.approx(keep)
+    assert layer_factor("leaky_relu", 2 / (1 + a**2), a) == pytest.approx(1.0)   # He's leaky gain holds
+    assert layer_factor("leaky_relu", 2.0, a) == pytest.approx(1 + a**2)         # the plain ReLU gain grows
+    leaky = lambda z: np.where(z > 0, z, a * z)
+    assert gaussian_expectation(lambda z: leaky(z) ** 2, 3.0) == pytest.approx(keep * 3.0)
+    # the recursion multiplies both directions by chi (1 + a^2) / 2 per layer
+    for chi in (1.0, 2.0, 2 / (1 + a**2)):
+        q = predict_forward([100] * 11, chi / 100, "leaky_relu", negative_slope=a)
+        g = predict_backward([100] * 11, chi / 100, "leaky_relu", negative_slope=a)
+        factor = layer_factor("leaky_relu", chi, a)
+        assert np.allclose(q, chi * factor ** np.arange(10))
+        assert np.allclose(g, factor ** np.arange(9, -1, -1))
+
+
+def test_layer_factor_of_relu_and_linear_and_its_errors():
+    assert layer_factor("relu", 2.0) == 1.0 and layer_factor("relu") == 0.5
+    assert layer_factor("linear", 1.0) == 1.0
+    assert layer_factor("leaky_relu", 1.0) == pytest.approx(0.50005)   # nn.LeakyReLU()'s slope 0.01
+    assert layer_factor("leaky_relu", 1.0, 0.0) == layer_factor("relu", 1.0)
+    assert layer_factor("leaky_relu", 1.0, 1.0) == layer_factor("linear", 1.0)
+    with pytest.raises(ValueError, match="for tanh and sigmoid use predict_forward"):
+        layer_factor("tanh", 1.0)
+    with pytest.raises(ValueError, match="'chi' parameter must be a float in the range"):
+        layer_factor("relu", -1.0)
 
 
 def measured_second_moments(widths, activation, scheme, seeds=range(10), backward=False):
@@ -44,6 +73,8 @@ def measured_second_moments(widths, activation, scheme, seeds=range(10), backwar
     ("tanh", make_scheme("xavier_normal", gain=5 / 3), (5 / 3) ** 2 / 256),
     ("tanh", make_scheme("xavier_normal"), 1 / 256),
     ("sigmoid", make_scheme("xavier_normal"), 1 / 256),
+    ("leaky_relu", make_scheme("kaiming_normal", a=0.01, nonlinearity="leaky_relu"), 2 / (1.0001 * 256)),
+    ("leaky_relu", make_scheme("xavier_normal"), 1 / 256),
 ])
 def test_prediction_matches_the_mean_measurement(activation, scheme, weight_var):
     widths = [256] * 11
