@@ -33,6 +33,9 @@ def test_batched_and_one_by_one_agree_to_the_reported_precision(data):
     # accuracies are reported to 2 decimals of a percent; losses to 3 significant digits
     assert np.array_equal(np.round(100 * one.test_acc, 2), np.round(100 * many.test_acc, 2))
     assert np.allclose(one.loss, many.loss, rtol=1e-3)
+    # and one_by_one is exactly lessonlib.train, seed by seed
+    history = train(init_model(DigitNN(), schemes[1], bias="zeros", seed=2), data, epochs=40)
+    assert list(one.test_acc[1, 2]) == history.test_acc and list(one.loss[1, 2]) == history.loss
 
 
 def test_a_chaotic_run_starts_on_the_same_path_both_ways(data):
