@@ -7,7 +7,9 @@ epochs a rounding difference can move a test point across the decision boundary.
 
 It also prints the rate at which each way does its arithmetic (the floating-point operations of
 the matrix products of training and evaluation, counted from the layer sizes) beside the rate of
-one large matrix product on this machine: the ceiling neither way can pass.
+one large matrix product on this machine: the ceiling neither way can pass. Both ways do the same
+arithmetic, so the ratio of that ceiling to the one-at-a-time rate bounds the speed-up any engine
+could reach without changing the arithmetic.
 
     python bench/engine.py            # uses the torch default thread count
     OMP_NUM_THREADS=2 python bench/engine.py
@@ -79,6 +81,8 @@ def main():
         for way, seconds in (("one model at a time", one_by_one), ("engine (batched)", batched)):
             rate = flops / seconds
             print(f"  {way + ':':20s} {rate / 1e9:5.0f} GFLOP/s, {100 * rate / ceiling:3.0f}% of the matrix-product rate")
+        print(f"  fastest possible:    {flops / ceiling:7.1f} s at the matrix-product rate, "
+              f"a speed-up of at most {one_by_one * ceiling / flops:.2f} x")
         print(f"  runs whose final test accuracy differs at 2 decimals of a percent: "
               f"{int(differ.sum())} of {differ.size} (largest difference {gap:.2f} points)")
 
