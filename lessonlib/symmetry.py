@@ -16,7 +16,7 @@ and backpropagation with :math:`\delta^{(l)} = \partial L / \partial z^{(l)}` gi
 - :func:`record_pass`: one forward and backward pass, keeping every :math:`z^{(l)}`,
   :math:`a^{(l)}` and parameter gradient (a dead network has them at exactly 0);
 - :func:`unit_spread` and :func:`unit_spreads`: how different the units of a layer are
-  (a symmetric layer has a spread of exactly 0);
+  (a symmetric layer has a spread of 0, or of float rounding: see :data:`COPY_TOLERANCE`);
 - :class:`EpochLog`: an ``on_epoch`` callback for :func:`~lessonlib.train.train` that keeps any
   such measurement at every epoch of training.
 """
@@ -138,7 +138,27 @@ def record_pass(model: nn.Module, X: torch.Tensor, y: torch.Tensor, loss_fn=F.cr
 # how identical the units of a layer are
 
 
-def unit_spread(t: torch.Tensor, dim: int = 0) -> float:
+COPY_TOLERANCE = 0.01
+"""The relative spread (:func:`unit_spread` with ``relative=True``) below which the units of a
+layer count as copies of one unit.
+
+Units that are copies in exact arithmetic do identical float32 operations, and stay bit for bit
+equal, only if the matrix library sums every unit's products in the same order. Kernels that
+handle some units in another vector lane or block (they differ between CPUs and instruction
+sets) make those units differ in the last bits (a relative :math:`10^{-7}`, float32's
+resolution), and training can amplify such differences by a few orders of magnitude over 100
+epochs. Units that a random initialization makes different differ by a relative spread of
+order 1. The tolerance lies between the two, far from both.
+"""
+
+
+def describe_spread(s: float) -> str:
+    """A relative spread as text that reads the same on every CPU: ``"< 0.01"`` for copies
+    (below :data:`COPY_TOLERANCE`, where the exact value is float rounding), else 2 digits."""
+    return f"< {COPY_TOLERANCE:g}" if s < COPY_TOLERANCE else f"{s:.2g}"
+
+
+def unit_spread(t: torch.Tensor, dim: int = 0, relative: bool = False) -> float:
     r"""The largest difference between any two units of ``t``; units are indexed along ``dim``.
 
     With :math:`i, j` running over units (positions along ``dim``) and :math:`k` over all other
@@ -152,6 +172,10 @@ def unit_spread(t: torch.Tensor, dim: int = 0) -> float:
     of a bias (``dim=0``), the columns of a batch of activations ``(n, units)`` (``dim=1``:
     the largest difference between two units' outputs on the same input). Computed in float64,
     so a difference is never rounded to 0.
+
+    ``relative=True`` divides by the tensor's size, :math:`s(t) / \max_{i,k} |t_{ik}|` (0 for a
+    tensor of zeros), so that tensors of any scale compare: at most 2, of order 1 for random
+    units, below :data:`COPY_TOLERANCE` for copies.
     """
     if not isinstance(t, torch.Tensor):
         raise ValueError(f"unit_spread needs a tensor. Got {type(t).__name__} instead.")
@@ -166,10 +190,16 @@ def unit_spread(t: torch.Tensor, dim: int = 0) -> float:
     t = t.detach().double()
     if not torch.isfinite(t).all():
         raise ValueError("unit_spread needs finite values; the tensor holds inf or NaN.")
-    return float((t.amax(dim) - t.amin(dim)).max())
+    if not isinstance(relative, bool):
+        raise ValueError(f"The 'relative' parameter must be True or False. Got {relative!r} instead.")
+    spread = float((t.amax(dim) - t.amin(dim)).max())
+    if not relative:
+        return spread
+    size = float(t.abs().max())
+    return spread / size if size > 0 else 0.0
 
 
-def unit_spreads(model: nn.Module, X: torch.Tensor) -> dict:
+def unit_spreads(model: nn.Module, X: torch.Tensor, relative: bool = False) -> dict:
     r"""The :func:`unit_spread` of everything that tells the units of each hidden layer apart.
 
     For hidden weight layer ``name`` (every weight layer but the last), with ``n`` the next one:
@@ -180,6 +210,7 @@ def unit_spreads(model: nn.Module, X: torch.Tensor) -> dict:
     - ``"<name> activations"``: columns of :math:`a^{(l)}` on the inputs ``X``.
 
     All four are exactly 0 for a layer whose units are identical copies of one unit.
+    ``relative=True`` gives each as a fraction of its tensor's size (see :func:`unit_spread`).
     """
     _check_batch(X)
     with torch.no_grad(), Probe(model) as probe:
@@ -190,11 +221,11 @@ def unit_spreads(model: nn.Module, X: torch.Tensor) -> dict:
     out = {}
     for i, name in enumerate(probe.names[:-1]):
         layer, following = layers[i], layers[i + 1]
-        out[f"{name} incoming"] = unit_spread(layer.weight, 0)
+        out[f"{name} incoming"] = unit_spread(layer.weight, 0, relative)
         if getattr(layer, "bias", None) is not None:
-            out[f"{name} bias"] = unit_spread(layer.bias, 0)
-        out[f"{name} outgoing"] = unit_spread(following.weight, 1)
-        out[f"{name} activations"] = unit_spread(probe.inputs[i + 1], 1)
+            out[f"{name} bias"] = unit_spread(layer.bias, 0, relative)
+        out[f"{name} outgoing"] = unit_spread(following.weight, 1, relative)
+        out[f"{name} activations"] = unit_spread(probe.inputs[i + 1], 1, relative)
     return out
 
 

@@ -7,7 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lessonlib import DigitNN, digits, init_model, make_scheme, mlp, train
-from lessonlib.symmetry import EpochLog, record_pass, unit_spread, unit_spreads
+from lessonlib.symmetry import COPY_TOLERANCE, EpochLog, describe_spread, record_pass, unit_spread, unit_spreads
 
 
 @pytest.fixture(scope="module")
@@ -94,46 +94,37 @@ def threads():
     torch.set_num_threads(before)
 
 
-def sigmoid_spreads(data, scheme, epochs):
-    model = init_model(mlp([64, 32, 16, 10], "sigmoid"), scheme, bias="same", seed=0)
-    log = EpochLog(lambda m: unit_spreads(m, data.X_train))
+def sigmoid_spreads(data, scheme, epochs, bias="same"):
+    model = init_model(mlp([64, 32, 16, 10], "sigmoid"), scheme, bias=bias, seed=0)
+    log = EpochLog(lambda m: unit_spreads(m, data.X_train, relative=True))
     history = train(model, data, epochs=epochs, on_epoch=log)
     return model, history, log
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("scheme", [make_scheme("zeros"), make_scheme("constant", value=0.1)])
-def test_constant_init_keeps_sigmoid_units_identical(data, scheme, threads):
-    """Exactly, when every unit's sums are done in the same order (one thread here)."""
-    threads(1)
+def test_constant_init_keeps_sigmoid_units_copies(data, scheme, n_threads, threads):
+    """Exactly in exact arithmetic; in float32 up to the rounding that the matrix library's
+    order of sums brings (it depends on the thread count and the CPU), which stays far below
+    the tolerance."""
+    threads(n_threads)
     model, history, log = sigmoid_spreads(data, scheme, epochs=30)
     assert sorted(log.keys()) == sorted(f"{layer} {what}" for layer in ("0", "2")
                                         for what in ("incoming", "bias", "outgoing", "activations"))
     for key in log.keys():
-        assert (log[key] == 0).all(), key
+        assert (log[key] < COPY_TOLERANCE / 100).all(), key
     # it did train: the loss fell and the weights moved away from where they started
     assert history.loss[-1] < history.loss[0]
     assert float(model[0].weight.detach().abs().max()) != abs(scheme.params.get("value", 0.0))
 
 
-@pytest.mark.parametrize("scheme", [make_scheme("zeros"), make_scheme("constant", value=0.1)])
-def test_symmetry_holds_to_rounding_with_two_threads(data, scheme, threads):
-    """A matrix library may sum some units in another order: they then differ by float32 rounding
-    (about 1e-7), which the training does not amplify into distinct units."""
-    threads(2)
-    _, _, log = sigmoid_spreads(data, scheme, epochs=30)
-    for key in log.keys():
-        assert (log[key] < 1e-6).all(), key
-
-
 def test_random_init_breaks_the_symmetry(data):
-    model = init_model(mlp([64, 32, 16, 10], "sigmoid"), "xavier_normal", seed=0)
-    log = EpochLog(lambda m: unit_spreads(m, data.X_train))
-    train(model, data, epochs=10, on_epoch=log)
+    _, _, log = sigmoid_spreads(data, make_scheme("xavier_normal"), epochs=10, bias="zeros")
     for key in log.keys():
         if key.endswith("bias"):
             assert log[key][0] == 0 and log[key][-1] > 0, key  # biases start at 0, then differ
         else:
-            assert (log[key] > 0.01).all(), key
+            assert (log[key] > 10 * COPY_TOLERANCE).all(), key
 
 
 def test_unit_spread_on_hand_made_tensors():
@@ -148,6 +139,17 @@ def test_unit_spread_on_hand_made_tensors():
     # float64: a difference of one float32 ulp is not lost
     tiny = torch.tensor([1.0, float(np.nextafter(np.float32(1), np.float32(2)))])
     assert unit_spread(tiny) > 0
+    # relative: as a fraction of the largest magnitude; 0 for zeros
+    assert unit_spread(W, 0, relative=True) == 1.0 / 3.0
+    assert unit_spread(torch.tensor([2.0, -1.0, 0.5]), 0, relative=True) == 1.5
+    assert unit_spread(torch.zeros(3, 2), 1, relative=True) == 0.0
+    assert unit_spread(100 * W, 1, relative=True) == unit_spread(W, 1, relative=True)
+
+
+def test_describe_spread_hides_only_what_is_rounding():
+    assert describe_spread(0.0) == describe_spread(COPY_TOLERANCE / 2) == f"< {COPY_TOLERANCE:g}"
+    assert describe_spread(COPY_TOLERANCE) == f"{COPY_TOLERANCE:.2g}"
+    assert describe_spread(1.2345) == "1.2"
 
 
 def test_unit_spreads_on_a_hand_made_network():
@@ -158,6 +160,8 @@ def test_unit_spreads_on_a_hand_made_network():
         model[2].weight.copy_(torch.tensor([[1.0, 1.0, 4.0], [0.0, 0.0, 0.0]]))
     spreads = unit_spreads(model, torch.tensor([[1.0, 1.0]]))
     assert spreads == {"0 incoming": 2.0, "0 bias": 0.5, "0 outgoing": 3.0, "0 activations": 2.0}
+    relative = unit_spreads(model, torch.tensor([[1.0, 1.0]]), relative=True)
+    assert relative == {"0 incoming": 1.0, "0 bias": 1.0, "0 outgoing": 0.75, "0 activations": 2.0 / 3.0}
 
 
 def test_bad_input_raises():
@@ -169,6 +173,8 @@ def test_bad_input_raises():
         unit_spread(torch.zeros(1, 5), 0)
     with pytest.raises(ValueError, match="finite"):
         unit_spread(torch.tensor([1.0, float("nan")]))
+    with pytest.raises(ValueError, match="'relative' parameter must be True or False"):
+        unit_spread(torch.zeros(3, 2), 0, "yes")
     with pytest.raises(ValueError, match="no hidden layer"):
         unit_spreads(mlp([4, 3]), torch.zeros(2, 4))
     with pytest.raises(ValueError, match="no layer with a weight matrix"):
