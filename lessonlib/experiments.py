@@ -5,12 +5,14 @@ r"""Run schemes x seeds and keep every run: the course's multi-seed experiments.
 ``[scheme, seed, epoch]``.
 
 With ``batched=True`` (the default) all seeds of a scheme are trained **at once**: their
-parameters are stacked along a new first axis and one vectorised forward pass
-(``torch.func.vmap``) computes every seed's scores. The loss is the sum of the seeds' mean
-cross-entropies, so each seed's gradient is exactly its own; Adam and SGD act element by
-element, so each seed follows the same update rule as if it were trained alone. Each seed's
-initial weights are those of ``init_model(make_model(), scheme, seed=seed)``, exactly. Only the
-order of floating-point sums differs from training one model at a time.
+parameters are stacked along a new first axis and every matrix product is done for all seeds in
+one batched product. A chain of ``Linear`` layers and activations (every ``mlp``, ``DigitNN``) is
+trained by :func:`lessonlib.stacked.train_stacked`, which writes backpropagation out; any other
+network by one vectorised forward pass (``torch.func.vmap``) and autograd, with the loss the sum
+of the seeds' mean cross-entropies, so each seed's gradient is exactly its own. Adam and SGD act
+element by element, so each seed follows the same update rule as if it were trained alone. Each
+seed's initial weights are those of ``init_model(make_model(), scheme, seed=seed)``, exactly.
+Only the order of floating-point sums differs from training one model at a time.
 """
 
 import math
@@ -25,9 +27,8 @@ from tqdm.auto import tqdm
 
 from .data import Split
 from .schemes import init_model, make_scheme
+from .stacked import METRICS, linear_chain, train_stacked
 from .train import OPTIMIZERS, check_fits, train
-
-METRICS = ("loss", "train_acc", "test_loss", "test_acc")
 
 
 @dataclass
@@ -133,7 +134,8 @@ def _train_one_by_one(models, data, epochs, lr, optimizer):
 
 
 def _train_batched(models, data, epochs, lr, optimizer):
-    """Train identically shaped models as one: stacked parameters, one vmapped forward pass."""
+    """Train identically shaped models as one: written-out backpropagation for a chain of linear
+    layers, else stacked parameters, one vmapped forward pass and autograd."""
     if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"The 'lr' parameter must be a float in the range (0, inf). Got {lr!r} instead.")
     if optimizer not in OPTIMIZERS:
@@ -143,6 +145,8 @@ def _train_batched(models, data, epochs, lr, optimizer):
     if any(True for _ in template.buffers()):
         raise ValueError(f"{type(template).__name__} has buffers (e.g. BatchNorm statistics); "
                          f"train it with batched=False.")
+    if linear_chain(template) is not None:
+        return train_stacked(models, data, epochs, lr, OPTIMIZERS[optimizer])
     params, _ = stack_module_state(models)
     opt = OPTIMIZERS[optimizer](params.values(), lr=lr)
 
