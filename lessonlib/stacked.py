@@ -45,7 +45,8 @@ METRICS = ("loss", "train_acc", "test_loss", "test_acc")
 @dataclass(frozen=True)
 class Activation:
     """An elementwise nonlinearity: ``forward_`` overwrites ``z`` with :math:`\\varphi(z)`,
-    ``backward_(d, h)`` overwrites ``d`` with :math:`d \\odot \\varphi'(z)` from ``h`` = :math:`\\varphi(z)`."""
+    ``backward_(d, h)`` overwrites ``d`` with :math:`d \\odot \\varphi'(z)` from ``h`` = :math:`\\varphi(z)`.
+    ``"linear"`` (``nn.Identity``) leaves both as they are."""
 
     name: str
     slope: float = 0.0
