@@ -102,3 +102,13 @@ def test_networks_that_are_no_chain_still_train_batched(data):
     one = run_experiment(make, ["kaiming_normal"], [0, 1], data, batched=False, **kwargs)
     many = run_experiment(make, ["kaiming_normal"], [0, 1], data, batched=True, **kwargs)
     assert np.allclose(one.loss, many.loss, rtol=1e-4)
+
+
+def test_the_engine_takes_the_written_out_path_for_chains_only(data, monkeypatch):
+    import lessonlib.experiments as experiments
+    calls = []
+    monkeypatch.setattr(experiments, "train_stacked", lambda *args: calls.append(args) or train_stacked(*args))
+    run_experiment(DigitNN, ["kaiming_normal"], [0, 1], data, epochs=2, progress=False)
+    run_experiment(lambda: ResidualMLP(width=8, n_blocks=1), ["kaiming_normal"], [0, 1], data, epochs=2,
+                   progress=False)
+    assert len(calls) == 1
