@@ -22,9 +22,10 @@ and the gradients, from :math:`\delta_L = \partial\mathcal{L}/\partial z_L` down
 
 :math:`\varphi'` is read off the stored output :math:`h = \varphi(z)`: :math:`\mathbb 1[h>0]` for
 ReLU, :math:`1-h^2` for tanh, :math:`h(1-h)` for the sigmoid, 1 or the slope for leaky ReLU.
-These are the products autograd computes for one model; writing them out lets every activation
-live in one buffer that is reused each epoch (no tensor is allocated per step), and keeps the
-scores as ``[seed, class, example]``, where the softmax over 10 classes is a fast reduction.
+These are the products autograd computes for one model; writing them out lets the large arrays
+(activations and their gradients, ``[seed, example, unit]``) live in buffers reused every epoch
+instead of new tensors per step, and keeps the scores as ``[seed, class, example]``, where the
+softmax and the arg-max over a few classes are fast reductions.
 """
 
 from dataclasses import dataclass
@@ -134,8 +135,9 @@ def train_stacked(models, data: Split, epochs: int, lr: float, optimizer) -> tup
     ``optimizer`` is a ``torch.optim`` class, built on the stacked weights; Adam and SGD act element
     by element, so each seed is updated exactly as if it were trained alone. Returns the per-epoch
     ``records`` (``METRICS`` -> array ``[seed, epoch]``, NaN after a divergence) and the epoch at
-    which each seed's loss became non-finite (-1: never). A diverged seed's gradients are zero from
-    then on, so it cannot touch the others.
+    which each seed's loss became non-finite (-1: never). From then on a diverged seed's score
+    gradient is set to zero; whatever its own (non-finite) weights do, every product, sum and
+    optimizer step stays within that seed's slice, so it cannot touch the others.
     """
     chains = [linear_chain(m) for m in models]
     layers = list(zip(*[[linear for linear, _ in chain] for chain in chains]))

@@ -112,3 +112,19 @@ def test_the_engine_takes_the_written_out_path_for_chains_only(data, monkeypatch
     run_experiment(lambda: ResidualMLP(width=8, n_blocks=1), ["kaiming_normal"], [0, 1], data, epochs=2,
                    progress=False)
     assert len(calls) == 1
+
+
+def test_a_diverging_seed_leaves_the_others_alone(data):
+    """One batch, two seeds that blow up (unit-variance weights, SGD at lr 1) beside two that do not:
+    the stable ones follow exactly the path they follow in a batch of their own."""
+    make = lambda: mlp([64, 64, 64, 10], "linear")
+    wild = [init_model(make(), "normal", seed=s) for s in (0, 1)]
+    for model in wild:
+        for p in model.parameters():
+            torch.nn.init.normal_(p, std=1.0)
+    calm = lambda: [init_model(make(), "lecun_normal", seed=s) for s in (2, 3)]
+    mixed, diverged = train_stacked(wild + calm(), data, 30, 1.0, OPTIMIZERS["sgd"])
+    alone, calm_diverged = train_stacked(calm(), data, 30, 1.0, OPTIMIZERS["sgd"])
+    assert (diverged[:2] > 0).all() and (diverged[2:] == -1).all() and (calm_diverged == -1).all()
+    for metric in mixed:
+        assert np.array_equal(mixed[metric][2:], alone[metric])
