@@ -22,8 +22,8 @@ import torch.nn as nn
 def fans(weight: torch.Tensor) -> tuple[int, int]:
     r"""``(fan_in, fan_out)`` of a weight of shape ``(out, in, *kernel)``.
 
-    :math:`\text{fan\_in} = \text{in} \cdot \prod \text{kernel}`,
-    :math:`\text{fan\_out} = \text{out} \cdot \prod \text{kernel}`.
+    :math:`n_\text{in} = \text{in} \cdot \prod \text{kernel}`,
+    :math:`n_\text{out} = \text{out} \cdot \prod \text{kernel}`.
     """
     if weight.dim() < 2:
         raise ValueError(f"Fans are defined for weights with at least 2 dimensions. "
@@ -91,8 +91,8 @@ def uniform(weight, a=0.0, b=1.0):
 @torch.no_grad()
 def xavier_uniform(weight, gain=1.0):
     r"""Glorot & Bengio (2010): :math:`w \sim \mathcal{U}(-b, b)`,
-    :math:`b = \text{gain}\sqrt{6/(\text{fan\_in}+\text{fan\_out})}`,
-    so that :math:`\mathrm{Var}(w) = \text{gain}^2 \cdot 2/(\text{fan\_in}+\text{fan\_out})`."""
+    :math:`b = \text{gain}\sqrt{6/(n_\text{in}+n_\text{out})}`,
+    so that :math:`\mathrm{Var}(w) = \text{gain}^2 \cdot 2/(n_\text{in}+n_\text{out})`."""
     fan_in, fan_out = fans(weight)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return weight.uniform_(-bound, bound)
@@ -101,7 +101,7 @@ def xavier_uniform(weight, gain=1.0):
 @torch.no_grad()
 def xavier_normal(weight, gain=1.0):
     r"""Glorot & Bengio (2010): :math:`w \sim \mathcal{N}(0, \sigma^2)`,
-    :math:`\sigma = \text{gain}\sqrt{2/(\text{fan\_in}+\text{fan\_out})}`."""
+    :math:`\sigma = \text{gain}\sqrt{2/(n_\text{in}+n_\text{out})}`."""
     fan_in, fan_out = fans(weight)
     std = gain * math.sqrt(2.0 / (fan_in + fan_out))
     return weight.normal_(0.0, std)
@@ -119,22 +119,22 @@ def kaiming_uniform(weight, a=0.0, mode="fan_in", nonlinearity="relu"):
 @torch.no_grad()
 def kaiming_normal(weight, a=0.0, mode="fan_in", nonlinearity="relu"):
     r"""He et al. (2015): :math:`w \sim \mathcal{N}(0, \sigma^2)`,
-    :math:`\sigma = \text{gain}/\sqrt{\text{fan}}` (:math:`\sqrt{2/\text{fan\_in}}` for ReLU)."""
+    :math:`\sigma = \text{gain}/\sqrt{\text{fan}}` (:math:`\sqrt{2/n_\text{in}}` for ReLU)."""
     std = gain(nonlinearity, a) / math.sqrt(_fan(weight, mode))
     return weight.normal_(0.0, std)
 
 
 @torch.no_grad()
 def lecun_uniform(weight):
-    r"""LeCun et al. (1998): :math:`w \sim \mathcal{U}(-b, b)`, :math:`b = \sqrt{3/\text{fan\_in}}`,
-    so :math:`\mathrm{Var}(w) = 1/\text{fan\_in}`."""
+    r"""LeCun et al. (1998): :math:`w \sim \mathcal{U}(-b, b)`, :math:`b = \sqrt{3/n_\text{in}}`,
+    so :math:`\mathrm{Var}(w) = 1/n_\text{in}`."""
     bound = math.sqrt(3.0 / fans(weight)[0])
     return weight.uniform_(-bound, bound)
 
 
 @torch.no_grad()
 def lecun_normal(weight):
-    r"""LeCun et al. (1998): :math:`w \sim \mathcal{N}(0, 1/\text{fan\_in})`."""
+    r"""LeCun et al. (1998): :math:`w \sim \mathcal{N}(0, 1/n_\text{in})`."""
     return weight.normal_(0.0, 1.0 / math.sqrt(fans(weight)[0]))
 
 
@@ -150,8 +150,8 @@ def orthogonal(weight, gain=1.0):
 def pytorch_default(weight):
     r"""What ``nn.Linear`` and ``nn.Conv*`` do on construction:
     ``kaiming_uniform_(w, a=sqrt(5))``, which works out to
-    :math:`w \sim \mathcal{U}(-1/\sqrt{\text{fan\_in}}, 1/\sqrt{\text{fan\_in}})`,
-    a variance of :math:`1/(3\,\text{fan\_in})`."""
+    :math:`w \sim \mathcal{U}(-1/\sqrt{n_\text{in}}, 1/\sqrt{n_\text{in}})`,
+    a variance of :math:`1/(3\,n_\text{in})`."""
     bound = 1.0 / math.sqrt(fans(weight)[0])
     return weight.uniform_(-bound, bound)
 

@@ -6,7 +6,7 @@ in place of the old one, initialized by a scheme of :mod:`lessonlib.schemes`; on
 initialized, the body keeps what it learned. :func:`class_subset` makes the two tasks out of one
 split, :func:`head_features` returns what the head sees.
 
-Why the head's scale matters: for features :math:`h \in \mathbb{R}^{\text{fan\_in}}` the head's
+Why the head's scale matters: for features :math:`h \in \mathbb{R}^{n_\text{in}}` the head's
 logits are :math:`z_k = w_k^\top h + b_k`. With weights :math:`w_{kj} \sim \mathcal{N}(\mu, \sigma^2)`
 i.i.d. and zero biases, :math:`z_k = \mu \sum_j h_j + \sigma\, \varepsilon_k^\top h`; the first term is
 the same for every class and cancels in the softmax, the second has variance

@@ -97,10 +97,10 @@ def base_scheme(scheme: str, activation: str):
 def weight_variance(scheme: str, scale: float, activation: str, fan_in: int, fan_out: int) -> float:
     r"""The variance :math:`v` of one weight of a ``(fan_out, fan_in)`` matrix under the scaled scheme.
 
-    With :math:`s` the scale: normal :math:`s^2`; Xavier :math:`s^2 \cdot 2/(\text{fan\_in}+\text{fan\_out})`;
-    He :math:`s^2\, g^2/\text{fan\_in}` (:math:`g` the activation's gain); LeCun :math:`s^2/\text{fan\_in}`;
-    orthogonal :math:`s^2/\max(\text{fan\_in}, \text{fan\_out})` (every row or column has norm :math:`s`);
-    PyTorch's default :math:`s^2/(3\,\text{fan\_in})`.
+    With :math:`s` the scale: normal :math:`s^2`; Xavier :math:`s^2 \cdot 2/(n_\text{in}+n_\text{out})`;
+    He :math:`s^2\, g^2/n_\text{in}` (:math:`g` the activation's gain); LeCun :math:`s^2/n_\text{in}`;
+    orthogonal :math:`s^2/\max(n_\text{in}, n_\text{out})` (every row or column has norm :math:`s`);
+    PyTorch's default :math:`s^2/(3\,n_\text{in})`.
     """
     _check(scheme, scale, activation, 1, 1)
     if scheme == "normal":

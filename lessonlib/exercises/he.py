@@ -7,7 +7,7 @@ of the second moment, so
 .. math:: \mathbb{E}[f(z)^2] = \tfrac12 \mathbb{E}[z^2] + \tfrac12 a^2 \mathbb{E}[z^2]
           = \frac{1+a^2}{2}\,\mathbb{E}[z^2].
 
-A layer with :math:`\mathrm{Var}(W) = g^2/\text{fan\_in}` multiplies the second moment of the
+A layer with :math:`\mathrm{Var}(W) = g^2/n_\text{in}` multiplies the second moment of the
 pre-activations by :math:`g^2 (1+a^2)/2`; it stays constant for the gain
 
 .. math:: g(a) = \sqrt{\frac{2}{1+a^2}},

@@ -7,7 +7,7 @@ the variance by :math:`n_{l-1} v_l`, so
 .. math:: \frac{\mathrm{Var}(z_l)}{\mathrm{Var}(x)} = \prod_{k=1}^{l} n_{k-1}\, v_k .
 
 The rules the lesson compares set :math:`v_k` from the fans of layer :math:`k`
-(:math:`\text{fan\_in} = n_{k-1}`, :math:`\text{fan\_out} = n_k`):
+(:math:`n_\text{in} = n_{k-1}`, :math:`n_\text{out} = n_k`):
 
 - ``"fan_in"``: :math:`v_k = 1/n_{k-1}`, every factor is 1 and the variance stays 1;
 - ``"fan_out"``: :math:`v_k = 1/n_k`, the factors :math:`n_{k-1}/n_k` telescope to :math:`n_0/n_l`;
