@@ -1,7 +1,8 @@
 """Figures used across the book, with one fixed colour per scheme.
 
-Colours come from the Okabe-Ito palette (readable by colour-blind readers and on the book's
-light and dark backgrounds); a scheme keeps its colour in every figure of every chapter, and
+Colours come from the Okabe-Ito palette and Paul Tol's (readable by colour-blind readers; figures
+keep a white background in the dark theme); no two families share a colour, nor do the parameterised
+schemes with any family, and a scheme keeps its colour in every figure of every chapter, and
 legends list schemes in the registry's order.
 """
 
@@ -19,15 +20,15 @@ FAMILY_COLORS = {
     "xavier_normal": "#0072B2",
     "kaiming_uniform": "#009E73",
     "kaiming_normal": "#009E73",
-    "lecun_uniform": "#56B4E9",
-    "lecun_normal": "#56B4E9",
-    "orthogonal": "#E69F00",
+    "lecun_uniform": "#999933",
+    "lecun_normal": "#999933",
+    "orthogonal": "#000000",
     "pytorch_default": "#7F3C8D",
 }
 """The colour of each scheme; parameterised schemes the book uses often get their own below."""
 
 PARAMETERISED_COLORS = {
-    "normal(mean=5.0, std=3.0)": "#D55E00",   # article 000's "high"
+    "normal(mean=5.0, std=3.0)": "#661100",   # article 000's "high"
     "normal(mean=0.2, std=0.05)": "#CC79A7",  # article 000's "low"
     "normal(mean=0.0, std=0.01)": "#E69F00",  # article 003's "small normal"
 }
