@@ -21,6 +21,13 @@ The computation and the widget are kept apart:
 
 The scale of a scheme is the standard deviation for ``normal`` and a gain multiplying the weights
 for every fan-based scheme (for Xavier and orthogonal it is exactly their ``gain`` parameter).
+
+The names mean what they mean in the rest of the book. "He normal" (``kaiming_normal``, and
+``kaiming_uniform``) is ``torch.nn.init.kaiming_normal_`` with its defaults, the ReLU gain
+:math:`\sqrt 2`, whatever the activation: :math:`v = 2/n_\text{in}`. The fan-in scheme that takes the
+activation's own gain :math:`g` (``calculate_gain``: 5/3 for tanh, 1 for the sigmoid,
+:math:`\sqrt{2/(1+a^2)}` for the leaky ReLU) is a scheme of its own, ``lecun_gain``, "LeCun ×
+activation gain": :math:`v = g^2/n_\text{in}`, ``kaiming_normal_(w, a, nonlinearity=activation)``.
 """
 
 import math
@@ -40,7 +47,7 @@ from .seed import set_seed
 from .theory import predict_backward, predict_forward
 
 LAB_SCHEMES = ("normal", "xavier_normal", "xavier_uniform", "kaiming_normal", "kaiming_uniform",
-               "lecun_normal", "orthogonal", "pytorch_default")
+               "lecun_normal", "lecun_gain", "orthogonal", "pytorch_default")
 """The schemes that make sense for a deep MLP with zero-mean weights (no zeros or constants)."""
 
 LAB_ACTIVATIONS = ("tanh", "sigmoid", "relu", "leaky_relu")
@@ -86,11 +93,20 @@ def _check(scheme: str, scale: float, activation: str, depth: int, width: int, s
         raise ValueError(f"The 'seed' parameter must be a non-negative int. Got {seed!r} instead.")
 
 
+LAB_LABELS = {"lecun_gain": "LeCun × activation gain"}
+"""Legend names of the lab's schemes that are not in :data:`lessonlib.schemes.SCHEMES`."""
+
+
 def base_scheme(scheme: str, activation: str):
-    """The :class:`~lessonlib.schemes.Scheme` before scaling: He schemes use the activation's gain."""
-    if scheme.startswith("kaiming"):
+    r"""The :class:`~lessonlib.schemes.Scheme` before scaling.
+
+    Every registry scheme is drawn as the registry draws it, so "He normal" has the ReLU gain
+    :math:`\sqrt 2` for every activation, as in the rest of the book. ``lecun_gain`` is
+    :math:`\mathcal{N}(0, g^2/n_\text{in})` with the activation's own gain :math:`g`, drawn by
+    ``kaiming_normal`` with ``nonlinearity=activation`` (and the leaky slope for the leaky ReLU)."""
+    if scheme == "lecun_gain":
         slope = NEGATIVE_SLOPE if activation == "leaky_relu" else 0.0
-        return make_scheme(scheme, a=slope, nonlinearity=activation)
+        return make_scheme("kaiming_normal", a=slope, nonlinearity=activation)
     return make_scheme(scheme)
 
 
@@ -98,7 +114,8 @@ def weight_variance(scheme: str, scale: float, activation: str, fan_in: int, fan
     r"""The variance :math:`v` of one weight of a ``(fan_out, fan_in)`` matrix under the scaled scheme.
 
     With :math:`s` the scale: normal :math:`s^2`; Xavier :math:`s^2 \cdot 2/(n_\text{in}+n_\text{out})`;
-    He :math:`s^2\, g^2/n_\text{in}` (:math:`g` the activation's gain); LeCun :math:`s^2/n_\text{in}`;
+    He :math:`2 s^2/n_\text{in}` (the ReLU gain, for every activation); LeCun :math:`s^2/n_\text{in}`;
+    LeCun × activation gain :math:`s^2\, g^2/n_\text{in}` (:math:`g` the activation's gain);
     orthogonal :math:`s^2/\max(n_\text{in}, n_\text{out})` (every row or column has norm :math:`s`);
     PyTorch's default :math:`s^2/(3\,n_\text{in})`.
     """
@@ -108,6 +125,8 @@ def weight_variance(scheme: str, scale: float, activation: str, fan_in: int, fan
     if scheme.startswith("xavier"):
         unscaled = 2.0 / (fan_in + fan_out)
     elif scheme.startswith("kaiming"):
+        unscaled = gain("relu") ** 2 / fan_in
+    elif scheme == "lecun_gain":
         unscaled = gain(activation, NEGATIVE_SLOPE) ** 2 / fan_in
     elif scheme == "lecun_normal":
         unscaled = 1.0 / fan_in
@@ -257,15 +276,19 @@ def _propagate(scheme, scale, activation, depth, width, seed, batch):
 
 
 def label(scheme: str, scale: float) -> str:
-    """``N(0, 1)`` for the normal, ``Xavier normal × 2`` for a scaled fan-based scheme."""
+    """``N(μ=0, σ=1)`` for the normal (as :attr:`Scheme.label`), ``Xavier normal × 2`` for a scaled
+    fan-based scheme."""
     if scheme == "normal":
-        return f"N(0, {scale:g})"
-    name = make_scheme(scheme).label
+        return make_scheme("normal", std=scale).label
+    name = LAB_LABELS.get(scheme) or make_scheme(scheme).label
     return name if scale == 1 else f"{name} × {scale:g}"
 
 
 def color(scheme: str, scale: float) -> str:
-    """The book-wide colour of the scheme (:func:`lessonlib.plots.scheme_color`)."""
+    """The book-wide colour of the scheme (:func:`lessonlib.plots.scheme_color`); LeCun × activation
+    gain takes LeCun's."""
+    if scheme == "lecun_gain":
+        return scheme_color("lecun_normal")
     return scheme_color(make_scheme("normal", std=scale) if scheme == "normal" else make_scheme(scheme))
 
 
@@ -332,7 +355,8 @@ class InitExplorer:
         import ipywidgets as w
 
         _check(scheme, scale, activation, depth, width, seed)
-        self.scheme = w.Dropdown(options=LAB_SCHEMES, value=scheme, description="scheme")
+        names = [("normal (σ = scale)" if s == "normal" else label(s, 1.0), s) for s in LAB_SCHEMES]
+        self.scheme = w.Dropdown(options=names, value=scheme, description="scheme")
         self.scale = w.FloatLogSlider(value=scale, base=10, min=math.log10(SCALE_RANGE[0]),
                                       max=math.log10(SCALE_RANGE[1]), step=0.05, description="scale",
                                       continuous_update=False)

@@ -29,7 +29,8 @@ def mean_over_seeds(what, *args, seeds=range(3), **kwargs):
 
 def test_first_layer_matches_theory_for_every_scheme():
     # z_1 = W x: its second moment is n v E[x^2] for every scheme, to within sampling error
-    for scheme in ("normal", "xavier_normal", "kaiming_uniform", "lecun_normal", "orthogonal", "pytorch_default"):
+    for scheme in ("normal", "xavier_normal", "kaiming_uniform", "lecun_normal", "lecun_gain", "orthogonal",
+                   "pytorch_default"):
         result = propagate(scheme, 0.5, "relu", depth=3, width=WIDTH)
         assert result.z_second_moment[0] == pytest.approx(result.theory_z_second_moment[0], rel=0.1), scheme
 
@@ -57,9 +58,30 @@ def test_deep_relu_network_maps_inputs_to_one_direction():
     assert result.dead[-1] > 0.2
 
 
+def test_he_normal_in_the_lab_draws_what_the_registry_draws_for_every_activation():
+    # one label, one meaning: the lab's "He normal" is make_scheme("kaiming_normal") (ReLU gain)
+    import torch
+
+    from lessonlib import init_model, make_scheme, mlp
+    from lessonlib.widgets import initialize, label
+
+    for activation in ("tanh", "sigmoid", "relu", "leaky_relu"):
+        lab = initialize(mlp([16, 16, 16], activation), "kaiming_normal", 1.0, activation, seed=3)
+        book = init_model(mlp([16, 16, 16], activation), make_scheme("kaiming_normal"), seed=3)
+        assert torch.equal(lab[0].weight, book[0].weight), activation
+    assert label("kaiming_normal", 1.0) == make_scheme("kaiming_normal").label == "He normal"
+    assert label("lecun_gain", 1.0) == "LeCun × activation gain"
+    tanh = initialize(mlp([16, 16, 16], "tanh"), "lecun_gain", 1.0, "tanh", seed=3)
+    assert torch.equal(tanh[0].weight, init_model(mlp([16, 16, 16], "tanh"),
+                                                  make_scheme("kaiming_normal", nonlinearity="tanh"), seed=3)[0].weight)
+
+
 def test_sigmoid_gradient_vanishes_as_predicted():
+    # He (chi = 2): at most 2 / 16 = 1/8 per layer, so below 8^-20 ~ 9e-19 after 20 layers
     result = propagate("kaiming_normal", 1.0, "sigmoid", depth=20, width=WIDTH)
-    assert result.grad_second_moment[0] < 1e-20
+    assert result.grad_second_moment[0] < 8.0**-20
+    # the activation's own gain (1 for the sigmoid): at most 1/16 per layer
+    assert propagate("lecun_gain", 1.0, "sigmoid", depth=20, width=WIDTH).grad_second_moment[0] < 16.0**-20
     ratio = result.grad_second_moment[0] / result.theory_grad_second_moment[0]
     assert 0.1 < ratio < 10
 
@@ -80,7 +102,14 @@ def test_weight_variance_formulas():
     assert weight_variance("normal", 0.3, "tanh", 100, 50) == pytest.approx(0.09)
     assert weight_variance("xavier_uniform", 2.0, "tanh", 100, 50) == pytest.approx(4 * 2 / 150)
     assert weight_variance("kaiming_normal", 1.0, "relu", 100, 50) == pytest.approx(2 / 100)
-    assert weight_variance("kaiming_normal", 1.0, "tanh", 100, 50) == pytest.approx((5 / 3) ** 2 / 100)
+    # "He normal" is kaiming_normal_ with the ReLU gain whatever the activation, as in the rest of the book
+    assert weight_variance("kaiming_normal", 1.0, "tanh", 100, 50) == pytest.approx(2 / 100)
+    assert weight_variance("kaiming_uniform", 1.0, "sigmoid", 100, 50) == pytest.approx(2 / 100)
+    # the activation's own gain is a scheme of its own: LeCun x activation gain
+    assert weight_variance("lecun_gain", 1.0, "tanh", 100, 50) == pytest.approx((5 / 3) ** 2 / 100)
+    assert weight_variance("lecun_gain", 1.0, "sigmoid", 100, 50) == pytest.approx(1 / 100)
+    assert weight_variance("lecun_gain", 1.0, "relu", 100, 50) == pytest.approx(2 / 100)
+    assert weight_variance("lecun_gain", 1.0, "leaky_relu", 100, 50) == pytest.approx(2 / (1 + 0.01**2) / 100)
     assert weight_variance("pytorch_default", 1.0, "relu", 100, 50) == pytest.approx(1 / 300)
 
 
