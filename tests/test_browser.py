@@ -123,6 +123,50 @@ def visit(browser, site):
         v.close()
 
 
+# What the reader sees of the math and the tables of a page, gathered in the browser:
+# - "errors": formulas MathJax could not typeset (TeX errors);
+# - "backslash": formulas whose rendering shows a backslash (a macro inside \\text{...}, such as
+#   \\text{fan\\_in}, or an undefined macro, is shown as its own TeX);
+# - "raw": TeX left unrendered in the prose (outside code, outputs and typeset math);
+# - "tables": tables wider than their box (cut off, or scrolled sideways) or than the article.
+PAGE_PROBLEMS_JS = r"""() => {
+  const found = {errors: [], backslash: [], raw: [], tables: []};
+  for (const item of MathJax.startup.document.math) {
+    const node = item.typesetRoot;
+    if (!node) continue;
+    if (node.querySelector('mjx-merror')) found.errors.push(item.math);
+    else if (node.querySelector('mjx-c.mjx-c5C')) found.backslash.push(item.math);
+  }
+  const skip = 'code, pre, script, style, mjx-container, .highlight, kbd, samp, textarea, .output';
+  const tex = /\\(?:[a-zA-Z]{2,}|[,;!_{}])|\$[^$\s]/;
+  const article = document.querySelector('article');
+  const walker = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    if (n.parentElement.closest(skip)) continue;
+    const m = n.textContent.match(tex);
+    if (m) found.raw.push(n.textContent.slice(Math.max(0, m.index - 30), m.index + 30));
+  }
+  const right = article.getBoundingClientRect().right;
+  for (const table of article.querySelectorAll('table')) {
+    const box = table.parentElement;
+    const width = table.getBoundingClientRect().width;
+    if (box.scrollWidth > box.clientWidth + 1 || table.getBoundingClientRect().right > right + 1) {
+      const head = table.rows.length ? table.rows[0].textContent.replace(/\s+/g, ' ').trim() : '';
+      found.tables.push(`"${head.slice(0, 60)}": ${Math.round(width)} px in a ${box.clientWidth} px box`);
+    }
+  }
+  return found;
+}"""
+
+
+def page_problems(page) -> dict:
+    """PAGE_PROBLEMS_JS on ``page``, once MathJax (if the page loads it) has typeset everything."""
+    page.evaluate("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+    if not page.evaluate("() => !!(window.MathJax && MathJax.startup && MathJax.startup.document)"):
+        page.evaluate("() => { window.MathJax = {startup: {document: {math: []}}}; }")
+    return page.evaluate(PAGE_PROBLEMS_JS)
+
+
 def normalized(text):
     return re.sub(r"\s+", " ", text)
 
@@ -154,6 +198,13 @@ def test_page_renders_offline_and_complete(docname, visit, artifacts):
         assert page.locator("mjx-container").count() > 0, f"{docname}: MathJax rendered nothing"
         assert page.locator("mjx-merror").count() == 0, f"{docname}: MathJax reports a TeX error"
 
+    problems = page_problems(page)
+    assert not problems["errors"], f"{docname}: TeX errors in {problems['errors']}"
+    assert not problems["backslash"], f"{docname}: formulas rendered with a backslash: {problems['backslash']}"
+    assert not problems["raw"], f"{docname}: TeX left raw in the prose: {problems['raw']}"
+    assert not problems["tables"], \
+        f"{docname}: tables that do not fit the page at 1280 px (they scroll or are cut off): {problems['tables']}"
+
     if docname in SCREENSHOT_PAGES:
         path = artifacts / f"{docname.replace('/', '__')}.png"
         page.screenshot(path=str(path))
@@ -162,6 +213,25 @@ def test_page_renders_offline_and_complete(docname, visit, artifacts):
     assert not v.errors, f"{docname}: console errors from the book's own assets: {v.errors}"
     assert v.external_hosts <= EXTERNAL_HOSTS_ALLOWED, \
         f"{docname}: requests to hosts outside the allow-list: {sorted(v.external_hosts)}"
+
+
+def test_page_checks_catch_raw_tex_backslashes_and_wide_tables(visit):
+    """The checks above, shown to fail on a page given each defect they look for."""
+    page = visit().open("glossary")
+    assert page_problems(page) == {"errors": [], "backslash": [], "raw": [], "tables": []}
+    page.evaluate(r"""async () => {
+        const article = document.querySelector('article');
+        const p = (html, tag = 'p') => { const e = document.createElement(tag); e.innerHTML = html; article.append(e); return e; };
+        const typeset = [p('\\(\\mathrm{Var}(W) = 1/\\text{fan\\_in}\\)'), p('\\(\\frac{1}{\\)')];
+        p('a formula left as $\\sqrt{2/n}$ in the text');
+        p('<table><tr><td style="white-space: nowrap">' + 'wide '.repeat(400) + '</td></tr></table>', 'div');
+        await MathJax.typesetPromise(typeset);
+    }""")
+    problems = page_problems(page)
+    assert problems["backslash"] == [r"\mathrm{Var}(W) = 1/\text{fan\_in}"], problems
+    assert problems["errors"] == [r"\frac{1}{"], problems
+    assert problems["raw"] and "sqrt{2/n}" in problems["raw"][0], problems
+    assert len(problems["tables"]) == 1, problems
 
 
 def test_zero_init_chapter_shows_the_articles_accuracy(visit):
