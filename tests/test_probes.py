@@ -94,3 +94,42 @@ def test_probe_saturation_and_dead_units_per_layer():
     assert probe.saturation("tanh")[1] > 0.2
     with pytest.raises(ValueError, match="Run a forward pass"):
         Probe(model).dead_units()
+
+
+# --- per-layer histograms (lessonlib.histograms) -------------------------------------------------
+
+def test_layer_fractions_bin_each_layer_on_shared_edges():
+    from lessonlib.histograms import layer_fractions, within
+    edges = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])
+    layers = [torch.tensor([-0.75, -0.25, 0.25, 0.75]), np.array([[0.1, 0.2], [0.3, 5.0]])]
+    fractions = layer_fractions(layers, edges)
+    assert fractions.shape == (2, 4)
+    assert np.allclose(fractions[0], [0.25, 0.25, 0.25, 0.25])
+    assert np.allclose(fractions[1], [0, 0, 0.75, 0])          # 5.0 lies outside: counted, not binned
+    assert within(layers[1], 0.25) == 0.5 and within(torch.tensor([-0.5, 0.5, 2.0]), 0.5) == 2 / 3
+    with pytest.raises(ValueError, match="increasing"):
+        layer_fractions(layers, [1.0, 0.0])
+    with pytest.raises(ValueError, match="no values"):
+        layer_fractions([np.array([])], edges)
+    with pytest.raises(ValueError, match="'half_width' must be"):
+        within(layers[0], 0)
+
+
+def test_plot_layer_histograms_draws_one_line_per_layer_coloured_by_depth():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from lessonlib.histograms import plot_layer_histograms
+    generator = torch.Generator().manual_seed(0)
+    layers = [torch.randn(1000, generator=generator) * 0.5 ** l for l in range(5)]   # narrowing layers
+    fig, ax = plt.subplots()
+    mappable = plot_layer_histograms(ax, layers, np.linspace(-3, 3, 31), first_layer=1)
+    assert len(ax.lines) == 5 and ax.get_yscale() == "log"
+    assert mappable.norm.vmin == 1 and mappable.norm.vmax == 5
+    # the narrowest (deepest) layer puts the most values in the central bin: a spike
+    centre = [np.nanmax(line.get_ydata()) for line in ax.lines]
+    assert centre == sorted(centre)
+    assert ax.lines[0].get_color() != ax.lines[-1].get_color()
+    with pytest.raises(ValueError, match="'floor' must be"):
+        plot_layer_histograms(ax, layers, np.linspace(-3, 3, 31), floor=0)
+    plt.close(fig)
