@@ -12,6 +12,12 @@ The algorithm, for a network with weight layers :math:`W_1, \dots, W_L` and a ba
 Layers before :math:`l` are already fixed when layer :math:`l` is rescaled, so every layer's
 output has unit variance on the batch, whatever the activation function: the data, not a
 formula for the activation, sets each scale.
+
+The paper (its Algorithm 1) states the tolerance on the variance,
+:math:`|\mathrm{Var}(z_l) - 1| < \mathrm{Tol}_\text{var}`, with at most :math:`T_\text{max}`
+rescalings; here ``tol`` bounds :math:`|\mathrm{std}(z_l) - 1|`, so ``tol`` :math:`= \epsilon` is
+about a variance tolerance of :math:`2\epsilon`, and ``max_iter`` is :math:`T_\text{max}`. The
+statistic is taken over the whole output tensor (every example and unit), as in the paper.
 """
 
 from dataclasses import dataclass

@@ -52,7 +52,9 @@ class ResidualMLP(nn.Module):
 
     Block :math:`l` computes :math:`h_{l} = h_{l-1} + W^{(2)}_l\,\mathrm{relu}(W^{(1)}_l h_{l-1})`
     (the "residual stream" :math:`h` plus a two-layer branch). :meth:`branch_outputs` lists the
-    last layer :math:`W^{(2)}_l` of every branch, the layer Fixup scales or zeroes;
+    last layer :math:`W^{(2)}_l` of every branch: the layer Fixup (Zhang et al., 2019) sets to zero
+    (it also multiplies the branch's other layers by :math:`L^{-1/(2m-2)}` for branches of :math:`m`
+    layers and adds scalar multipliers and biases), and the one to scale to tame the stream's growth;
     ``forward(x, return_stream=True)`` also returns the stream after every block.
     """
 

@@ -126,3 +126,23 @@ def test_check_init_on_the_default_exercise(capsys):
     assert check_init(right, "pytorch_default")
     assert not check_init(he_bound, "pytorch_default")
     assert "sqrt(6/fan_in)" in capsys.readouterr().out
+
+
+def test_he_branch_doubles_the_second_moment_and_the_cross_term_averages_out():
+    # F(h) = W2 relu(W1 h) with He weights: W1 doubles E[h^2], the ReLU halves it, W2 doubles it:
+    # E[F^2] = 2 E[h^2]. The cross term 2 E[h F] / E[h^2] scatters from block to block around 0.
+    x = torch.randn(512, 64, generator=torch.Generator().manual_seed(1000))
+    ratios, cross = [], []
+    for seed in range(4):
+        net = init_model(ResidualMLP(64, 128, 8), "kaiming_normal", seed=seed)
+        with torch.no_grad():
+            h = net.stem(x).double()
+            for block in net.blocks:
+                f = block(h.float()).double()
+                q = float(h.pow(2).mean())
+                ratios.append(float(f.pow(2).mean()) / q)
+                cross.append(2 * float((h * f).mean()) / q)
+                h = h + f
+    assert np.mean(ratios) == pytest.approx(2.0, rel=0.1)
+    assert abs(np.mean(cross)) < 0.15
+    assert 2.7 < np.mean(ratios) + 1 + np.mean(cross) < 3.3          # the block multiplies q by ~3

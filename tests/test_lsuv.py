@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lessonlib import mlp
+from lessonlib import init_model, mlp
 from lessonlib.lsuv import lsuv_init
 from lessonlib.probes import Probe
 
@@ -69,3 +69,32 @@ def test_model_without_weights_errors():
 def test_constant_output_errors():
     with pytest.raises(ValueError, match="outputs a constant"):
         lsuv_init(mlp([32, 48, 10]), torch.zeros(8, 32))
+
+
+def test_on_tanh_lsuv_multiplies_each_hidden_layer_by_about_1_6():
+    # the exercise's answer: behind a tanh layer of unit-std inputs the orthogonal weights give an
+    # output std of sqrt(E[tanh(z)^2]) ~ 0.63 for z ~ N(0, 1), so LSUV divides by ~0.63 (multiplies
+    # by ~1.6, close to PyTorch's tanh gain 5/3)
+    z = torch.randn(200_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    expected = float(torch.tanh(z).pow(2).mean().sqrt())
+    assert 0.62 < expected < 0.64
+    report = lsuv_init(mlp([32] + [48] * 12 + [10], "tanh"), batch(1024), seed=0)
+    inner = report.std_before[1:-1]
+    assert all(abs(s - expected) < 0.06 for s in inner), inner
+    assert all(n == 1 for n in report.iterations)          # z is linear in W: one division suffices
+
+
+def test_on_tanh_xavier_lets_the_spread_shrink_where_lsuv_holds_it():
+    x = batch(1024)
+    stds = {}
+    for name in ("lsuv", "xavier"):
+        model = mlp([32] + [48] * 12 + [10], "tanh")
+        if name == "lsuv":
+            lsuv_init(model, x, seed=0)
+        else:
+            init_model(model, "xavier_normal", seed=0)
+        with torch.no_grad(), Probe(model) as probe:
+            model(x)
+        stds[name] = probe.stats("outputs", "std")
+    assert all(abs(s - 1) <= 0.01 + 1e-6 for s in stds["lsuv"])
+    assert stds["xavier"][-1] < 0.5 * stds["xavier"][1]

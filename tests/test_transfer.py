@@ -138,8 +138,9 @@ def transfer_runs(data):
     old, new = class_subset(data, [0, 1, 2, 3, 4]), class_subset(data, [5, 6, 7, 8, 9])
     pretrained = init_model(mlp([64, 64, 32, 5]), "kaiming_normal", seed=3)
     train(pretrained, old, epochs=40)
+    unit = head_std(head_features(pretrained, new.X_train), 1.0)        # the exercise's head: logit spread 1
     schemes = {"bad": make_scheme("normal", mean=5, std=3), "he": make_scheme("kaiming_normal"),
-               "small": make_scheme("normal", std=0.01)}
+               "small": make_scheme("normal", std=0.01), "unit": make_scheme("normal", std=unit)}
 
     def norm(model):
         return float(head_features(model, new.X_train).pow(2).sum(1).mean().sqrt())
@@ -172,6 +173,13 @@ def test_on_a_frozen_body_the_bad_head_barely_learns_and_a_small_head_beats_he(t
     bad, he, small = (transfer_runs[True, k]["acc"] for k in ("bad", "he", "small"))
     assert bad < he - 0.2 and bad < small - 0.2
     assert small > he
+
+
+def test_a_head_of_logit_spread_one_starts_and_ends_between_the_small_head_and_he(transfer_runs):
+    # the answer of the exercise "Scale a new head to its features", on a frozen body
+    he, unit, small = (transfer_runs[True, k] for k in ("he", "unit", "small"))
+    assert small["loss0"] < unit["loss0"] < he["loss0"]
+    assert he["acc"] < unit["acc"] < small["acc"]
 
 
 def test_fine_tuning_makes_up_for_the_bad_head_without_more_forgetting(transfer_runs):
