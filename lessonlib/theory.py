@@ -140,3 +140,58 @@ def _check(widths, weight_vars):
     if any(v < 0 for v in weight_vars):
         raise ValueError(f"'weight_vars' must be >= 0. Got {weight_vars!r} instead.")
     return widths, weight_vars
+
+
+_BOUNDED = ("tanh", "sigmoid")
+
+
+def fixed_point(activation: str, chi: float, q0: float = 1.0, tol: float = 1e-12,
+                max_iter: int = 10_000) -> float:
+    r"""The second moment :math:`q^*` at which a deep stack of square layers settles.
+
+    With :math:`\chi = n\,\mathrm{Var}(w)`, zero biases and the forward recursion
+
+    .. math:: q_{l+1} = \chi\, \mathbb{E}_{z \sim \mathcal{N}(0, q_l)}[f(z)^2],
+
+    a bounded unit (``"tanh"``, ``"sigmoid"``) cannot let :math:`q` grow without limit:
+    :math:`\mathbb{E}[f(z)^2] \le 1`, so :math:`q \le \chi`. Iterating from ``q0`` until two
+    iterates differ by less than ``tol`` (relative) gives the fixed point
+    :math:`q^* = \chi\,\mathbb{E}[f(z)^2]`, :math:`z \sim \mathcal{N}(0, q^*)`. For tanh with
+    :math:`\chi \le 1` it is 0 (the signal dies out); for the sigmoid, whose output has mean
+    about 1/2, it is positive for every :math:`\chi > 0`. Piecewise-linear units have no finite
+    non-zero fixed point unless their factor :func:`layer_factor` is exactly 1. If ``max_iter``
+    iterations do not converge (tanh at :math:`\chi = 1` approaches 0 only like :math:`1/l`),
+    the last iterate is returned.
+    """
+    if activation not in _BOUNDED:
+        raise ValueError(f"fixed_point is defined for the bounded units {list(_BOUNDED)}, whose second "
+                         f"moment settles. Got {activation!r} instead; for {sorted(_KEPT)} each layer "
+                         f"multiplies q by layer_factor(activation, chi).")
+    if not isinstance(chi, (int, float)) or isinstance(chi, bool) or not math.isfinite(chi) or chi <= 0:
+        raise ValueError(f"The 'chi' parameter must be a float in the range (0, inf). Got {chi!r} instead.")
+    activation_moment, _ = _moments(activation, 0.0)
+    q = float(q0)
+    for _ in range(max_iter):
+        new = chi * activation_moment(q)
+        if abs(new - q) <= tol * max(new, 1e-300):
+            return new
+        q = new
+    return q
+
+
+def gradient_factor(activation: str, chi: float, q: float, negative_slope: float = 0.01) -> float:
+    r"""The factor :math:`\chi\,\mathbb{E}[f'(z)^2]`, :math:`z \sim \mathcal{N}(0, q)`, by which one
+    square layer multiplies the second moment of the gradient :math:`\partial L/\partial z` on its
+    way back, when its pre-activations have second moment ``q``.
+
+    Its square root is the factor of the gradient's RMS. A unit's slope bounds it: the sigmoid's
+    slope is at most 1/4, so the factor is at most :math:`\chi/16`, but saturated units (large
+    ``q``) have slopes near 0 and make it far smaller. Evaluate it at :func:`fixed_point` for the
+    factor of a deep stack.
+    """
+    if not isinstance(q, (int, float)) or isinstance(q, bool) or not math.isfinite(q) or q < 0:
+        raise ValueError(f"The 'q' parameter must be a float in the range [0, inf). Got {q!r} instead.")
+    if not isinstance(chi, (int, float)) or isinstance(chi, bool) or not math.isfinite(chi) or chi < 0:
+        raise ValueError(f"The 'chi' parameter must be a float in the range [0, inf). Got {chi!r} instead.")
+    _, derivative_moment = _moments(activation, negative_slope)
+    return chi * derivative_moment(q)

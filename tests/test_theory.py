@@ -104,3 +104,46 @@ def test_clear_errors():
         predict_forward([3, 3, 3], [1.0], "relu")
     with pytest.raises(ValueError, match="must be >= 0"):
         predict_forward([3, 3], -1.0, "relu")
+
+
+def test_sigmoid_fixed_point_and_gradient_factor_under_uniform_pm1():
+    """U(-1, 1) at width 128: chi = 128/3. The sigmoid's slope alone (at most 1/4) would let the
+    gradient's RMS grow by sqrt(chi/16) ~ 1.63 per layer; the units saturate at q* ~ 17.6 and
+    the factor is ~ 0.81."""
+    from lessonlib.theory import fixed_point, gradient_factor
+    chi = 128 / 3
+    q = fixed_point("sigmoid", chi)
+    assert q == pytest.approx(17.6, abs=0.05)
+    assert q == pytest.approx(chi * gaussian_expectation(lambda z: (1 / (1 + np.exp(-z))) ** 2, q), rel=1e-9)
+    assert math.sqrt(gradient_factor("sigmoid", chi, q)) == pytest.approx(0.808, abs=0.002)
+    assert math.sqrt(chi / 16) > 1.6                                   # the slope bound alone: growth
+    assert gradient_factor("sigmoid", chi, 0.0) == pytest.approx(chi / 16)
+    assert math.sqrt(fixed_point("tanh", chi)) == pytest.approx(6.04, abs=0.01)
+    assert fixed_point("tanh", 0.5) < 1e-6                             # chi < 1: the tanh signal dies
+
+
+def test_sigmoid_gradient_factor_matches_a_deep_float64_network():
+    from lessonlib.theory import fixed_point, gradient_factor
+    torch.manual_seed(0)
+    x, g = torch.randn(64, 128, dtype=torch.float64), torch.randn(64, 128, dtype=torch.float64)
+    logs = []
+    for seed in range(3):
+        model = init_model(mlp([128] * 61, "sigmoid"), make_scheme("uniform", a=-1, b=1), seed=seed).double()
+        with Probe(model) as probe:
+            (model(x) * g).sum().backward()
+        rms = np.sqrt(probe.stats("grads", "second_moment"))
+        logs.append(np.log(rms[10] / rms[50]) / 40)                  # per layer, away from both ends
+    measured = math.exp(np.mean(logs))
+    chi = 128 / 3
+    assert measured == pytest.approx(math.sqrt(gradient_factor("sigmoid", chi, fixed_point("sigmoid", chi))), rel=0.04)
+
+
+def test_fixed_point_and_gradient_factor_errors():
+    from lessonlib.theory import fixed_point, gradient_factor
+    with pytest.raises(ValueError, match="bounded units"):
+        fixed_point("relu", 2.0)
+    with pytest.raises(ValueError, match="'chi' parameter must be a float in the range \\(0, inf\\)"):
+        fixed_point("tanh", 0.0)
+    with pytest.raises(ValueError, match="'q' parameter"):
+        gradient_factor("sigmoid", 1.0, -1.0)
+    assert gradient_factor("relu", 2.0, 5.0) == pytest.approx(1.0)
