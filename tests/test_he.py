@@ -269,3 +269,31 @@ def test_check_init_accepts_he_normal_by_hand():
             return weight.normal_(0, math.sqrt(2 / fan_in))
 
     assert check_init(my_he_normal, "kaiming_normal", verbose=False)
+
+
+def test_pytorch_idiom_kaiming_normal_draws_what_init_model_draws():
+    def he_init(module):
+        if isinstance(module, nn.Linear):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            nn.init.zeros_(module.bias)
+
+    plain = DigitNN()
+    torch.manual_seed(42)
+    plain.apply(he_init)
+    ours = init_model(DigitNN(), make_scheme("kaiming_normal"), bias="zeros", seed=42)
+    with torch.no_grad():
+        assert max(float((p - q).abs().max()) for p, q in zip(plain.parameters(), ours.parameters())) == 0.0
+
+
+def test_deep_digits_histograms_narrow_from_xavier_and_keep_their_width_from_he():
+    data = digits()
+    sizes = [64] + [48] * 20 + [10]
+    rms = lambda t: float(t.double().pow(2).mean().sqrt())
+    ratios = {}
+    for name in ("xavier_normal", "kaiming_normal"):
+        net = init_model(mlp(sizes, "relu"), make_scheme(name), seed=0)
+        with Probe(net) as probe:
+            nn.functional.cross_entropy(net(data.X_train), data.y_train).backward()
+        ratios[name] = (rms(probe.outputs[19]) / rms(probe.outputs[0]), rms(probe.grads[0]) / rms(probe.grads[19]))
+    assert ratios["xavier_normal"][0] < 0.01 and ratios["xavier_normal"][1] < 0.01     # 2^(-19/2) = 0.0014
+    assert 0.2 < ratios["kaiming_normal"][0] < 5 and 0.2 < ratios["kaiming_normal"][1] < 5

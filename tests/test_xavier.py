@@ -190,3 +190,68 @@ def test_hand_written_xavier_uniform_and_the_chapters_wrong_bound(capsys):
     assert check_init(mine, "xavier_uniform")
     assert not check_init(lecun_bound, "xavier_uniform")
     assert "your bound is sqrt(3/fan_in)" in capsys.readouterr().out
+
+
+# --- the deep tanh network: the standard initialization, the distributions, SGD beside Adam ------
+
+TANH_SIZES = [64] + [64] * 10 + [10]
+STANDARD = make_scheme("pytorch_default")   # U(±1/sqrt(n_in)), Glorot & Bengio's "standard"
+
+
+def tanh_hidden_values(scheme, data, seed=0):
+    model = init_model(mlp(TANH_SIZES, "tanh"), scheme, seed=seed)
+    with Probe(model) as probe:
+        F.cross_entropy(model(data.X_train), data.y_train).backward()
+    return [probe.inputs[l] for l in range(1, 11)], [probe.grads[l] for l in range(10)]
+
+
+def test_pytorch_idiom_draws_what_init_model_draws():
+    """nn.init.xavier_uniform_ through model.apply after the seed = init_model(..., seed)."""
+    def init_weights(module):
+        if isinstance(module, torch.nn.Linear):
+            torch.nn.init.xavier_uniform_(module.weight)
+            torch.nn.init.zeros_(module.bias)
+
+    plain = DigitNN()
+    torch.manual_seed(0)
+    plain.apply(init_weights)
+    ours = init_model(DigitNN(), make_scheme("xavier_uniform"), seed=0)
+    with torch.no_grad():
+        assert max(float((p - q).abs().max()) for p, q in zip(plain.parameters(), ours.parameters())) < 1e-7
+
+
+def test_tanh_chi_reaches_one_only_as_q_goes_to_zero():
+    slope_sq = lambda z: (1 - np.tanh(z) ** 2) ** 2
+    assert gaussian_expectation(slope_sq, 1.0) < 0.5               # far below 1 at q = 1
+    assert gaussian_expectation(slope_sq, 1e-3) > 0.99             # near 1 only for a faded signal
+    g = predict_backward([256] * 11, 1 / 256, "tanh")
+    assert 10 < g[-1] / g[0] < 16                                  # layer 1 gets about 1/13 of layer 10
+
+
+def test_standard_init_squeezes_the_deep_tanh_distributions_and_xavier_does_not(data):
+    from lessonlib.histograms import within
+    ratio = {}
+    for scheme in (STANDARD, XAVIER, make_scheme("xavier_normal", gain=5 / 3)):
+        activations, grads = tanh_hidden_values(scheme, data)
+        ratio[scheme] = (within(activations[-1], 0.05),
+                         float(grads[0].double().pow(2).mean() / grads[-1].double().pow(2).mean()))
+    assert ratio[STANDARD][0] > 0.9 and ratio[XAVIER][0] < 0.4     # layer 10's activations near 0
+    assert ratio[STANDARD][1] < 1e-3                               # the gradient collapses on the way back
+    assert 0.02 < ratio[XAVIER][1] < 0.5                           # fades: gain 1
+    assert ratio[make_scheme("xavier_normal", gain=5 / 3)][1] > 1  # grows: gain 5/3
+
+
+def test_sgd_stalls_from_the_standard_weights_and_trains_from_xavier(data):
+    """Plain SGD at 0.1: the standard weights stay at ln 10, Xavier's train (the chapter's SGD row)."""
+    final = {s: train(init_model(mlp(TANH_SIZES, "tanh"), s, seed=0), data, optimizer="sgd", lr=0.1).loss[-1]
+             for s in (STANDARD, XAVIER)}
+    assert final[STANDARD] > 0.99 * math.log(10)
+    assert final[XAVIER] < 0.5
+
+
+def test_sgd_stalls_on_the_deep_relu_network_from_xavier_and_learns_from_he(data):
+    sizes = [64] + [64] * 20 + [10]
+    final = {s: train(init_model(mlp(sizes, "relu"), make_scheme(s), seed=0), data, optimizer="sgd", lr=0.01).loss
+             for s in ("xavier_normal", "kaiming_normal")}
+    assert final["xavier_normal"][-1] > 0.995 * math.log(10)
+    assert final["kaiming_normal"][-1] < 0.8 * math.log(10)
