@@ -193,10 +193,13 @@ _OUTLINE = [patheffects.withStroke(linewidth=3.5, foreground="white")]
 
 def _draw_paths_2d(ax, paths, every):
     for name, path in paths.items():
-        color = START_COLORS.get(name, "black")
-        ax.plot(path[:, 0], path[:, 1], color=color, lw=2, path_effects=_OUTLINE, label=f"path from {name}")
-        ax.plot(path[::every, 0], path[::every, 1], "o", color="black", ms=2.5)
-        ax.plot(*path[0], "o", color=color, ms=9, mec="black")
+        ax.plot(path[:, 0], path[:, 1], color=START_COLORS.get(name, "black"), lw=2, path_effects=_OUTLINE,
+                label=f"path from {name}")
+    for k, (name, path) in enumerate(paths.items()):
+        # white dots with a black rim, above the minima's stars: visible on dark and light ground
+        ax.plot(path[every::every, 0], path[every::every, 1], "o", mfc="white", mec="black", mew=0.8, ms=4.5,
+                zorder=7, label=f"every {every:,}th step" if k == 0 else None)
+        ax.plot(*path[0], "o", color=START_COLORS.get(name, "black"), ms=9, mec="black")
         ax.annotate(name, path[0], xytext=(-14, -4), textcoords="offset points", fontsize=13,
                     fontweight="bold", path_effects=_OUTLINE)
 
@@ -206,8 +209,8 @@ def plot_surface(problem: NeuronFit, paths: dict, minima: dict, ws, bs, every: i
     """The loss surface as a 3-D plot (left) and a contour map (right), log colour scale.
 
     ``paths`` maps a start's name (``"A"``, ``"B"``) to its :func:`descend` path, drawn with a
-    dot every ``every`` steps; ``minima`` maps a label to a ``(w, b)`` point, marked with a star.
-    Returns the figure.
+    white dot every ``every`` steps (after the start); ``minima`` maps a label to a ``(w, b)``
+    point, marked with a star. Returns the figure.
     """
     ws, bs = np.asarray(ws, dtype=float), np.asarray(bs, dtype=float)
     grid = loss_grid(problem, ws, bs)
@@ -235,8 +238,8 @@ def plot_surface(problem: NeuronFit, paths: dict, minima: dict, ws, bs, every: i
     ax.contour(ws, bs, grid, levels=levels[::3], colors="black", linewidths=0.3, alpha=0.5)
     fig.colorbar(filled, ax=ax, label="loss L(w, b) (log scale)", format="%.2f")
     _draw_paths_2d(ax, paths, every)
-    for label, (w, b) in minima.items():
-        ax.plot(w, b, "*", color="#F0E442", ms=16, mec="black", zorder=6)
+    for k, (label, (w, b)) in enumerate(minima.items()):
+        ax.plot(w, b, "*", color="#F0E442", ms=16, mec="black", zorder=6, label="a minimum" if k == 0 else None)
         ax.annotate(label, (w, b), xytext=(-10 if w > 0 else 10, 8), textcoords="offset points",
                     ha="right" if w > 0 else "left", fontsize=10, path_effects=_OUTLINE)
     ax.set_xlabel("weight w")
