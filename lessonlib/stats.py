@@ -149,9 +149,13 @@ def levene(a, b) -> float:
     Each value is replaced by its distance to its group's median, :math:`z = |x - \tilde x|`, and
     the two groups' mean distances are compared by a one-way ANOVA (an F test, 1 and
     :math:`n_a + n_b - 2` degrees of freedom). Robust to the skewed, ceiling-bound distributions of
-    accuracies.
+    accuracies. If both groups are constant (both spreads zero) there is no difference to test, and
+    the p-value is 1.
     """
-    return float(stats.levene(_sample(a, "a"), _sample(b, "b"), center="median").pvalue)
+    a, b = _sample(a, "a"), _sample(b, "b")
+    if np.ptp(a) == 0 and np.ptp(b) == 0:
+        return 1.0
+    return float(stats.levene(a, b, center="median").pvalue)
 
 
 def bootstrap_std_interval(values, level: float = 0.95, n_resamples: int = 2000, seed: int = 0):
@@ -173,7 +177,7 @@ def std_ratio(a, b, level: float = 0.95, n_resamples: int = 2000, seed: int = 0)
     Each group is resampled with replacement on its own (the runs of two schemes are independent),
     the ratio :math:`s_a^*/s_b^*` recomputed ``n_resamples`` times, and the interval is the
     :math:`(1\mp\text{level})/2` quantiles of the ratios (a resample of ``b`` whose values all tie
-    gives :math:`+\infty`, which the quantiles handle). The p-value is Brown-Forsythe's
+    gives :math:`+\infty`, and 1 if both tie). The p-value is Brown-Forsythe's
     (:func:`levene`).
     """
     a, b, level = _sample(a, "a"), _sample(b, "b"), _level(level)
@@ -182,7 +186,7 @@ def std_ratio(a, b, level: float = 0.95, n_resamples: int = 2000, seed: int = 0)
     sb = b[rng.integers(0, len(b), (n_resamples, len(b)))].std(axis=1, ddof=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = np.where(sb > 0, sa / np.where(sb > 0, sb, 1), np.where(sa > 0, np.inf, 1.0))
-        ratio = a.std(ddof=1) / b.std(ddof=1) if b.std(ddof=1) > 0 else math.inf
+        ratio = a.std(ddof=1) / b.std(ddof=1) if b.std(ddof=1) > 0 else math.inf if a.std(ddof=1) > 0 else 1.0
     low, high = np.quantile(ratios, [(1 - level) / 2, (1 + level) / 2], method="inverted_cdf")
     return Estimate(float(ratio), float(low), float(high), level, levene(a, b))
 

@@ -89,3 +89,31 @@ def test_two_moons_claim_glorot_fast_and_tight_small_normal_slow_and_spread():
     reach = r.epochs_to(0.90, "train_acc")
     small_median = np.median(np.where(np.isnan(reach[0]), np.inf, reach[0]))
     assert small_median > 1.5 * max(np.median(reach[1]), np.median(reach[2]))
+
+
+def test_first_layer_exercise_he_with_a_glorot_first_layer_ends_like_glorot():
+    """The answer of the first-layer exercise (chapter 7): He normal with only its first layer redrawn
+    from Glorot normal ends, after the article's 250 epochs, like Glorot: every seed within one
+    validation point of the others, its mean within half a point of Glorot's and not below He's. The
+    first layer's scale (sigma = 1 for He on 2 inputs) is what holds He back at 250 epochs."""
+    from lessonlib import init_model
+    from lessonlib.stacked import train_stacked
+
+    moons, seeds = two_moons(), range(10)
+    he, glorot = make_scheme("kaiming_normal"), make_scheme("xavier_normal")
+
+    def he_but_glorot_first(seed):
+        model = init_model(mlp([2, 64, 64, 64, 2], "relu"), he, bias="zeros", seed=seed)
+        torch.manual_seed(1000 + seed)
+        with torch.no_grad():
+            torch.nn.init.xavier_normal_(model[0].weight)
+        return model
+
+    records, _ = train_stacked([he_but_glorot_first(s) for s in seeds], moons, 250, 0.001, torch.optim.Adam)
+    mixed = 100 * records["test_acc"][:, -1]
+    plain = run_experiment(lambda: mlp([2, 64, 64, 64, 2], "relu"), [he, glorot], seeds, moons,
+                           epochs=250, lr=0.001, progress=False)
+    he_acc, glorot_acc = 100 * plain.final("test_acc")
+    assert np.ptp(mixed) <= 1.0
+    assert abs(mixed.mean() - glorot_acc.mean()) < 0.5
+    assert mixed.mean() >= he_acc.mean() and mixed.std() < he_acc.std()

@@ -61,6 +61,7 @@ def test_brunner_munzel_separated_and_tied_groups():
 def test_levene_is_brown_forsythe():
     a, b = [1.0, 2, 3, 4, 10], [2.0, 2.1, 2.2, 2.4, 2.3]
     assert levene(a, b) == pytest.approx(sst.levene(a, b, center="median").pvalue)
+    assert levene([1.0, 1, 1], [2.0, 2]) == 1.0          # two constant groups: equal (zero) spreads
 
 
 def test_bootstrap_intervals_cover_the_estimate_and_are_reproducible():
@@ -72,6 +73,7 @@ def test_bootstrap_intervals_cover_the_estimate_and_are_reproducible():
     assert r.estimate == pytest.approx(a.std(ddof=1) / b.std(ddof=1))
     assert 1 < r.low < r.estimate < r.high and r.pvalue == pytest.approx(levene(a, b))
     assert std_ratio([1.0, 2, 3], [1.0, 1, 1]).estimate == math.inf
+    assert std_ratio([1.0, 1, 1], [2.0, 2, 2]).estimate == 1.0
 
 
 def test_wilson_interval_known_values():
