@@ -34,13 +34,14 @@ def _decade(value: float) -> str:
 
 
 def mark_off_axis(ax, x, y, color, name: str, where: str = "layer", from_end: bool = False,
-                  fontsize: float = 7.5):
+                  text_at=None, fontsize: float = 7.5):
     r"""If the curve ``(x, y)`` leaves the y-limits of ``ax`` (a log axis), draw a triangle at the edge
     where it leaves and write ``name``, that ``x`` and the value at the far end, as a power of ten:
     "σ = 0.01: off the axis from layer 7 on (1e-80 at layer 50)". The curve is followed from its
     first point, or with ``from_end`` from its last (a gradient, which starts at the output):
-    "N(0, 1): off the axis from layer 40 down (1e90 at layer 1)". Returns the ``x`` where it leaves,
-    or None if the curve stays in view."""
+    "N(0, 1): off the axis from layer 40 down (1e90 at layer 1)". ``text_at``, a point in axes
+    fractions, puts the text there with an arrow to the triangle (where the lines leave room).
+    Returns the ``x`` where it leaves, or None if the curve stays in view."""
     x, y = np.asarray(x), np.asarray(y, dtype=float)
     if from_end:
         x, y = x[::-1], y[::-1]
@@ -56,7 +57,11 @@ def mark_off_axis(ax, x, y, color, name: str, where: str = "layer", from_end: bo
     text = f"{name}: off the axis from {where} {x[i]} {'down' if from_end else 'on'}"
     if finite.size and np.isfinite(y[-1]) and y[-1] > 0:
         text += f" ({_decade(y[-1])} at {where} {x[-1]})"
-    ax.annotate(text, (x[i], edge), xytext=(-8 if from_end else 8, 8 if below else -8), textcoords="offset points",
-                ha="right" if from_end else "left", va="bottom" if below else "top", fontsize=fontsize,
-                color=color)
+    if text_at is not None:
+        ax.annotate(text, (x[i], edge), xytext=text_at, textcoords="axes fraction", fontsize=fontsize,
+                    color=color, arrowprops=dict(arrowstyle="->", color=color, lw=0.8))
+    else:
+        ax.annotate(text, (x[i], edge), xytext=(-8 if from_end else 8, 8 if below else -8),
+                    textcoords="offset points", ha="right" if from_end else "left",
+                    va="bottom" if below else "top", fontsize=fontsize, color=color)
     return x[i]

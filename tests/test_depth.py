@@ -144,29 +144,37 @@ def test_sigmoid_second_moment_settles_at_a_nonzero_constant():
 
 
 def repeated_products(scale, steps=100, n=256):
+    """x_0, ..., x_steps (float32) for x <- W x, W with i.i.d. entries scale * N(0, 1), as in the lesson."""
     generator = torch.Generator().manual_seed(1)
-    x = torch.randn(n, generator=torch.Generator().manual_seed(0))
-    norms = [float(x.norm())]
+    xs = [torch.randn(n, generator=torch.Generator().manual_seed(0))]
     for _ in range(steps):
-        x = scale * torch.randn(n, n, generator=generator) @ x
-        norms.append(float(x.norm()))
-    return np.array(norms)
+        xs.append(scale * torch.randn(n, n, generator=generator) @ xs[-1])
+    return xs
 
 
-def test_matrix_product_explodes_vanishes_or_holds():
-    explodes = repeated_products(1.0)
-    vanishes = repeated_products(0.01)
-    holds = repeated_products(1 / 16)
-    first_inf = int(np.flatnonzero(~np.isfinite(explodes))[0])
-    first_zero = int(np.flatnonzero(vanishes == 0)[0])
-    # a factor of about sqrt(256) = 16 per step: float32's 3.4e38 is passed within 12-20 steps
-    assert 12 <= first_inf <= 20
-    growth = (explodes[first_inf - 1] / explodes[0]) ** (1 / (first_inf - 1))
+def first(flags):
+    return int(np.flatnonzero(flags)[0])
+
+
+def test_matrix_product_entries_leave_float32_later_than_the_norm_does():
+    explodes, vanishes, holds = repeated_products(1.0), repeated_products(0.01), repeated_products(1 / 16)
+    entry_inf = first([not bool(torch.isfinite(x).all()) for x in explodes])
+    entries_zero = first([bool((x == 0).all()) for x in vanishes])
+    norm_inf = first([not np.isfinite(float(x.norm())) for x in explodes])
+    norm_zero = first([float(x.norm()) == 0 for x in vanishes])
+    # entries start near 1 and change by sqrt(256) * scale per step: log(3.4e38) / log(16) = 32 steps up,
+    # log(1.4e-45) / log(0.16) = 56 steps down
+    assert 30 <= entry_inf <= 34 and 54 <= entries_zero <= 60
+    # the float32 norm squares the entries: it gives up about twice as early, while every entry is
+    # still finite and nonzero
+    assert 14 <= norm_inf <= 17 and 27 <= norm_zero <= 30
+    assert bool(torch.isfinite(explodes[norm_inf]).all()) and bool((vanishes[norm_zero] != 0).all())
+    assert bool(torch.isnan(explodes[entry_inf + 1]).any())             # inf - inf in the next sums
+    exact = np.array([float(x.double().norm()) for x in explodes[:entry_inf]])
+    growth = (exact[-1] / exact[0]) ** (1 / (entry_inf - 1))
     assert 13 < growth < 19
-    # a factor of about 0.16 per step: below float32's smallest subnormal 1.4e-45 within 25-40 steps
-    assert 25 <= first_zero <= 40
-    assert np.all(np.isfinite(holds)) and np.all(holds > 0)
-    assert 0.1 < holds[-1] / holds[0] < 10
+    held = [float(x.double().norm()) for x in holds]
+    assert all(np.isfinite(held)) and min(held) > 0 and 0.1 < held[-1] / held[0] < 10
 
 
 def test_dead_fraction_and_probe_on_hand_built_cases():
@@ -193,3 +201,60 @@ def test_check_dead_fraction_accepts_the_right_answer_and_names_the_slips(capsys
     with pytest.raises(ValueError, match="needs a function"):
         check_dead_fraction(0.5)
     assert len(CASES) >= 3 and math.isclose(dead_fraction(CASES[1][1]), 0.5)
+
+
+def backward_second_moments(activation, scheme, seeds, batch=32):
+    """E[(dL/dz_l)^2] per layer (rows) and network (columns), for a random upstream gradient."""
+    x = torch.randn(batch, WIDTH, generator=torch.Generator().manual_seed(1000), dtype=torch.float64)
+    upstream = torch.randn(batch, WIDTH, generator=torch.Generator().manual_seed(1001), dtype=torch.float64)
+    columns = []
+    for seed in seeds:
+        net = deep_net(activation, scheme, seed)
+        with Probe(net) as probe:
+            (net(x) * upstream).sum().backward()
+        columns.append(probe.stats("grads", "second_moment"))
+    return np.array(columns).T
+
+
+def test_tanh_he_holds_the_signal_and_grows_the_gradient():
+    # the lesson's "He" is kaiming_normal_ with the ReLU gain (chi = 2) for tanh too
+    forward, _ = forward_second_moments("tanh", "kaiming_normal", range(3))
+    mean = forward.mean(axis=1)
+    assert 0.8 < mean[-1] / mean[9] < 1.25                          # settled at a fixed point
+    backward = backward_second_moments("tanh", "kaiming_normal", range(3)).mean(axis=1)
+    assert backward[0] / backward[-1] > 10                          # grows on the way back
+    xavier = backward_second_moments("tanh", "xavier_normal", range(3)).mean(axis=1)
+    assert xavier[0] / xavier[-1] < 1                               # Xavier's fades
+
+
+def test_sigmoid_gradients_vanish_for_every_scheme_and_the_signal_settles():
+    for scheme in (make_scheme("normal", std=0.01), "xavier_normal", "kaiming_normal"):
+        backward = backward_second_moments("sigmoid", scheme, range(2)).mean(axis=1)
+        assert backward[0] / backward[-1] < 1e-20, scheme
+        forward, _ = forward_second_moments("sigmoid", scheme, range(2))
+        mean = forward.mean(axis=1)
+        settled, earlier = mean[-10:].mean(), mean[-30:-20].mean()      # layers 41-50 against 21-30
+        assert abs(settled / earlier - 1) < 0.1 and settled > 1e-3, scheme
+
+
+def test_off_axis_helpers_keep_the_comparison_in_view():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lessonlib.overflow import focus_log_axis, mark_off_axis
+
+    fig, ax = plt.subplots()
+    layers = np.arange(1, 51)
+    ax.set_yscale("log")
+    assert focus_log_axis(ax, [np.ones(50), 0.9**layers]) == pytest.approx((0.9**50 / 10, 10.0))
+    assert mark_off_axis(ax, layers, 0.5**layers, "r", "small") == 11       # 0.5^11 < 0.9^50 / 10
+    assert mark_off_axis(ax, layers, 64.0 ** (51 - layers), "b", "big", from_end=True) == 50
+    assert mark_off_axis(ax, layers, np.ones(50), "g", "held") is None
+    texts = [t.get_text() for t in ax.texts]
+    assert "small: off the axis from layer 11 on (1e-15 at layer 50)" in texts
+    assert "big: off the axis from layer 50 down (1e90 at layer 1)" in texts
+    with pytest.raises(ValueError, match="no finite positive value"):
+        focus_log_axis(ax, [np.zeros(3)])
+    plt.close(fig)

@@ -82,6 +82,9 @@ def test_sigmoid_gradient_vanishes_as_predicted():
     assert result.grad_second_moment[0] < 8.0**-20
     # the activation's own gain (1 for the sigmoid): at most 1/16 per layer
     assert propagate("lecun_gain", 1.0, "sigmoid", depth=20, width=WIDTH).grad_second_moment[0] < 16.0**-20
+    # N(0, 1) weights (n v = 128) make up for the small slope: no vanishing
+    unit = propagate("normal", 1.0, "sigmoid", depth=20, width=WIDTH)
+    assert unit.grad_second_moment[0] > 0.1 * unit.grad_second_moment[-1]
     ratio = result.grad_second_moment[0] / result.theory_grad_second_moment[0]
     assert 0.1 < ratio < 10
 
@@ -176,3 +179,28 @@ def test_plot_rejects_layers_outside_the_network():
         plot_propagation(result, layers=[6])
     with pytest.raises(ValueError, match="'activations' or 'gradients'"):
         plot_propagation(result, show="weights")
+
+
+def test_narrow_networks_wander_from_the_prediction_and_wide_ones_do_not():
+    # the lab's width figure: He + ReLU, 5 networks at widths 16 and 256, std of z_50
+    spread = {}
+    for width in (16, 256):
+        z50 = [propagate("kaiming_normal", 1.0, "relu", 50, width, seed=s).z_std[49] for s in range(5)]
+        spread[width] = max(z50) / min(z50)
+    assert spread[16] > 100 and spread[256] < 5 and spread[16] > 50 * spread[256]
+
+
+def test_tanh_under_a_unit_normal_grows_the_gradient_by_decades():
+    grads = mean_over_seeds("grad_second_moment", "normal", 1.0, "tanh", 50, WIDTH)
+    assert grads[0] / grads[-1] > 1e30
+    theory = propagate("normal", 1.0, "tanh", 50, WIDTH).theory_grad_second_moment
+    assert theory[0] / theory[-1] > grads[0] / grads[-1]          # the recursion's mean lies above
+
+
+def test_deep_relu_training_starts_at_ln2_from_xavier_and_above_it_from_he():
+    from lessonlib.widgets import training_curve
+
+    for seed in range(3):
+        xavier = training_curve("xavier_normal", 1.0, "relu", 20, 64, seed=seed, epochs=1).loss[0]
+        he = training_curve("kaiming_normal", 1.0, "relu", 20, 64, seed=seed, epochs=1).loss[0]
+        assert abs(xavier - math.log(2)) < 1e-3 and he > math.log(2) + 0.01
