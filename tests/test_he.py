@@ -296,4 +296,5 @@ def test_deep_digits_histograms_narrow_from_xavier_and_keep_their_width_from_he(
             nn.functional.cross_entropy(net(data.X_train), data.y_train).backward()
         ratios[name] = (rms(probe.outputs[19]) / rms(probe.outputs[0]), rms(probe.grads[0]) / rms(probe.grads[19]))
     assert ratios["xavier_normal"][0] < 0.01 and ratios["xavier_normal"][1] < 0.01     # 2^(-19/2) = 0.0014
-    assert 0.2 < ratios["kaiming_normal"][0] < 5 and 0.2 < ratios["kaiming_normal"][1] < 5
+    assert 0.1 < ratios["kaiming_normal"][0] < 10 and 0.1 < ratios["kaiming_normal"][1] < 10   # drifts, by order 1
+    assert ratios["kaiming_normal"][0] > 100 * ratios["xavier_normal"][0]
