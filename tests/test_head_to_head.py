@@ -117,3 +117,28 @@ def test_first_layer_exercise_he_with_a_glorot_first_layer_ends_like_glorot():
     assert np.ptp(mixed) <= 1.0
     assert abs(mixed.mean() - glorot_acc.mean()) < 0.5
     assert mixed.mean() >= he_acc.mean() and mixed.std() < he_acc.std()
+
+
+def test_small_normal_seeds_part_at_the_second_plateau():
+    """Chapter 7: the small normal's seeds leave ln 2 at nearly the same epoch (training loss below 0.6
+    within 15 epochs of each other) and part at a second plateau (loss below 0.2 reached over a span of
+    epochs more than 3 times as wide, a seed still on it at epoch 250 counting as 250)."""
+    r = run_experiment(lambda: mlp([2, 64, 64, 64, 2], "relu"), [make_scheme("normal", std=0.01)], range(10),
+                       two_moons(), epochs=250, lr=0.001, progress=False)
+    loss = r.loss[0]
+    leave_1 = (loss < 0.6).argmax(1)
+    leave_2 = np.where((loss < 0.2).any(1), (loss < 0.2).argmax(1), 250)
+    assert np.ptp(leave_1) <= 15
+    assert np.ptp(leave_2) > 3 * np.ptp(leave_1)
+    assert (leave_2 >= 250).any()                    # a seed still on the second plateau at the article's budget
+
+
+def test_he_catches_up_with_glorot_given_twice_the_budget():
+    """Chapter 7's budget confound: at the article's 250 epochs He's mean validation accuracy is below
+    Glorot's; after 500 epochs the two means are within one point of each other."""
+    schemes = [make_scheme("xavier_normal"), make_scheme("kaiming_normal")]
+    r = run_experiment(lambda: mlp([2, 64, 64, 64, 2], "relu"), schemes, range(10), two_moons(),
+                       epochs=500, lr=0.001, progress=False)
+    at_250, at_500 = 100 * r.test_acc[:, :, 250].mean(1), 100 * r.test_acc[:, :, 500].mean(1)
+    assert at_250[1] < at_250[0]
+    assert abs(at_500[0] - at_500[1]) < 1
