@@ -182,12 +182,12 @@ def test_plot_rejects_layers_outside_the_network():
 
 
 def test_narrow_networks_wander_from_the_prediction_and_wide_ones_do_not():
-    # the lab's width figure: He + ReLU, 5 networks at widths 16 and 256, std of z_50
+    # the lab's width figure: He + ReLU, std of z_50 of 5 networks at width 16 and the grid's 3 at width 128
     spread = {}
-    for width in (16, 256):
-        z50 = [propagate("kaiming_normal", 1.0, "relu", 50, width, seed=s).z_std[49] for s in range(5)]
+    for width, seeds in ((16, range(5)), (128, range(3))):
+        z50 = [propagate("kaiming_normal", 1.0, "relu", 50, width, seed=s).z_std[49] for s in seeds]
         spread[width] = max(z50) / min(z50)
-    assert spread[16] > 100 and spread[256] < 5 and spread[16] > 50 * spread[256]
+    assert spread[16] > 100 and spread[128] < 5 and spread[16] > 50 * spread[128]
 
 
 def test_tanh_under_a_unit_normal_grows_the_gradient_by_decades():
