@@ -38,12 +38,13 @@ def class_probabilities(model: nn.Module, xx, yy) -> np.ndarray:
     r"""Softmax class probabilities of ``model`` at every grid point, shape ``(*xx.shape, K)``.
 
     :math:`p_k(x) = e^{f_k(x)} / \sum_j e^{f_j(x)}` for the scores :math:`f(x)` of the model
-    (evaluated in ``eval`` mode without gradients).
+    (evaluated in ``eval`` mode without gradients, in the precision of the model's parameters).
     """
     xx, yy = np.asarray(xx), np.asarray(yy)
     if xx.shape != yy.shape:
         raise ValueError(f"xx and yy must have the same shape. Got {xx.shape} and {yy.shape}.")
-    points = torch.tensor(np.c_[xx.ravel(), yy.ravel()], dtype=torch.float32)
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    points = torch.tensor(np.c_[xx.ravel(), yy.ravel()], dtype=dtype)   # the model's own precision
     model.eval()
     with torch.no_grad():
         scores = model(points)

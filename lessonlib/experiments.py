@@ -16,7 +16,7 @@ Only the order of floating-point sums differs from training one model at a time.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -38,6 +38,8 @@ class Results:
     ``loss``, ``train_acc``, ``test_loss``, ``test_acc`` hold the state after each update, from
     epoch 0 (the initialization) to the last; a run that diverged holds NaN from the epoch its
     loss became non-finite, which ``diverged_at[scheme, seed]`` records (-1: did not diverge).
+    ``states[epoch][scheme][seed]`` is the ``state_dict`` of that run at each epoch asked for with
+    ``run_experiment(states_at=...)``: load it into a fresh model to look at the network itself.
     """
 
     schemes: list
@@ -47,6 +49,7 @@ class Results:
     test_loss: np.ndarray
     test_acc: np.ndarray
     diverged_at: np.ndarray
+    states: dict = field(default_factory=dict)
 
     def final(self, metric: str = "test_acc") -> np.ndarray:
         """``metric`` after the last epoch, shape ``[scheme, seed]`` (NaN for diverged runs)."""
@@ -88,14 +91,17 @@ def confidence_interval(values, level: float = 0.95) -> tuple[float, float]:
 
 def run_experiment(make_model, schemes, seeds, data: Split, *, bias: str = "zeros", epochs: int = 100,
                    lr: float = 0.005, optimizer: str = "adam", batched: bool = True,
-                   progress: bool = True) -> Results:
+                   progress: bool = True, states_at=()) -> Results:
     """Train ``make_model()`` from every scheme and seed on ``data``; return :class:`Results`.
 
     ``schemes`` are :class:`~lessonlib.schemes.Scheme` objects or names; ``bias`` is passed to
     :func:`~lessonlib.schemes.init_model`; ``epochs``, ``lr`` and ``optimizer`` are the recipe
-    of :func:`~lessonlib.train.train`. ``batched=False`` trains one model at a time with
+    of :func:`~lessonlib.train.train`. Each model is cast to the floating-point type of ``data``'s
+    features before it is initialized, so with ``data.to(torch.float64)`` the weights are drawn and
+    trained in double precision (a float32 draw itself can differ in its last bit between CPUs). ``batched=False`` trains one model at a time with
     :func:`~lessonlib.train.train`. ``progress`` shows a progress bar (``TQDM_DISABLE=1`` turns
-    it off, as the tests do).
+    it off, as the tests do). ``states_at`` lists the epochs at which every run's parameters are
+    kept (in ``Results.states``).
     """
     schemes = [make_scheme(s) for s in schemes]
     seeds = [int(s) for s in seeds]
@@ -106,34 +112,46 @@ def run_experiment(make_model, schemes, seeds, data: Split, *, bias: str = "zero
     shape = (len(schemes), len(seeds), epochs + 1)
     arrays = {m: np.full(shape, np.nan) for m in METRICS}
     diverged_at = np.full(shape[:2], -1)
+    states_at = sorted({int(e) for e in states_at})
+    if any(not 0 <= e <= epochs for e in states_at):
+        raise ValueError(f"The 'states_at' epochs must lie in [0, {epochs}]. Got {states_at!r}.")
+    states = {e: [] for e in states_at}
     bar = tqdm(total=len(schemes) * len(seeds), desc="runs", disable=not progress, leave=False)
     for i, scheme in enumerate(schemes):
-        models = [init_model(make_model(), scheme, bias=bias, seed=seed) for seed in seeds]
+        models = [init_model(make_model().to(data.X_train.dtype), scheme, bias=bias, seed=seed) for seed in seeds]
         if batched:
-            records, diverged = _train_batched(models, data, epochs, lr, optimizer)
+            records, diverged, kept = _train_batched(models, data, epochs, lr, optimizer, states_at)
         else:
-            records, diverged = _train_one_by_one(models, data, epochs, lr, optimizer)
+            records, diverged, kept = _train_one_by_one(models, data, epochs, lr, optimizer, states_at)
+        for e in states_at:
+            states[e].append(kept.get(e, [None] * len(seeds)))   # None: the run diverged before e
         for m in METRICS:
             arrays[m][i] = records[m]
         diverged_at[i] = diverged
         bar.update(len(seeds))
     bar.close()
-    return Results(schemes, seeds, diverged_at=diverged_at, **arrays)
+    return Results(schemes, seeds, diverged_at=diverged_at, states=states, **arrays)
 
 
-def _train_one_by_one(models, data, epochs, lr, optimizer):
+def _train_one_by_one(models, data, epochs, lr, optimizer, states_at):
     records = {m: np.full((len(models), epochs + 1), np.nan) for m in METRICS}
     diverged = np.full(len(models), -1)
+    states = {e: [None] * len(models) for e in states_at}
+
     for s, model in enumerate(models):
-        history = train(model, data, epochs=epochs, lr=lr, optimizer=optimizer)
+        def keep(epoch, model, s=s):
+            if epoch in states:
+                states[epoch][s] = {name: value.clone() for name, value in model.state_dict().items()}
+
+        history = train(model, data, epochs=epochs, lr=lr, optimizer=optimizer, on_epoch=keep)
         for m in METRICS:
             values = getattr(history, m)
             records[m][s, :len(values)] = values
         diverged[s] = -1 if history.diverged_at is None else history.diverged_at
-    return records, diverged
+    return records, diverged, states
 
 
-def _train_batched(models, data, epochs, lr, optimizer):
+def _train_batched(models, data, epochs, lr, optimizer, states_at):
     """Train identically shaped models as one: written-out backpropagation for a chain of linear
     layers, else stacked parameters, one vmapped forward pass and autograd."""
     if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
@@ -146,7 +164,7 @@ def _train_batched(models, data, epochs, lr, optimizer):
         raise ValueError(f"{type(template).__name__} has buffers (e.g. BatchNorm statistics); "
                          f"train it with batched=False.")
     if linear_chain(template) is not None:
-        return train_stacked(models, data, epochs, lr, OPTIMIZERS[optimizer])
+        return train_stacked(models, data, epochs, lr, OPTIMIZERS[optimizer], states_at)
     params, _ = stack_module_state(models)
     opt = OPTIMIZERS[optimizer](params.values(), lr=lr)
 
@@ -157,6 +175,7 @@ def _train_batched(models, data, epochs, lr, optimizer):
     n = len(models)
     records = {m: np.full((n, epochs + 1), np.nan) for m in METRICS}
     diverged = np.full(n, -1)
+    states = {}
 
     def cross_entropy(scores, labels):  # one mean cross-entropy per model: shape (n,)
         return nn.functional.cross_entropy(scores.transpose(1, 2), labels.expand(n, -1),
@@ -178,9 +197,11 @@ def _train_batched(models, data, epochs, lr, optimizer):
         alive = diverged < 0
         for m in METRICS:
             records[m][alive, epoch] = values[m][alive]
+        if epoch in states_at:
+            states[epoch] = [{name: p[s].detach().clone() for name, p in params.items()} for s in range(n)]
         if epoch == epochs or not alive.any():
             break
         opt.zero_grad()
         torch.where(torch.from_numpy(alive), losses, 0.0).sum().backward()
         opt.step()
-    return records, diverged
+    return records, diverged, states

@@ -129,13 +129,16 @@ def linear_chain(model: nn.Module):
     return chain
 
 
-def train_stacked(models, data: Split, epochs: int, lr: float, optimizer) -> tuple[dict, np.ndarray]:
+def train_stacked(models, data: Split, epochs: int, lr: float, optimizer,
+                  states_at=()) -> tuple[dict, np.ndarray, dict]:
     """Train ``models`` (same architecture, a :func:`linear_chain`) on ``data`` together.
 
     ``optimizer`` is a ``torch.optim`` class, built on the stacked weights; Adam and SGD act element
     by element, so each seed is updated exactly as if it were trained alone. Returns the per-epoch
     ``records`` (``METRICS`` -> array ``[seed, epoch]``, NaN after a divergence) and the epoch at
-    which each seed's loss became non-finite (-1: never). From then on a diverged seed's score
+    which each seed's loss became non-finite (-1: never), and ``states``: for each epoch in
+    ``states_at``, one ``state_dict`` per seed (copies of its weights and biases at that epoch, before
+    its update, named as in ``models[0]``; None once the seed has diverged). From then on a diverged seed's score
     gradient is set to zero; whatever its own (non-finite) weights do, every product, sum and
     optimizer step stays within that seed's slice, so it cannot touch the others.
     """
@@ -143,6 +146,9 @@ def train_stacked(models, data: Split, epochs: int, lr: float, optimizer) -> tup
     layers = list(zip(*[[linear for linear, _ in chain] for chain in chains]))
     activations = [activation for _, activation in chains[0]]
     S, N, n_test = len(models), len(data.y_train), len(data.y_test)
+    module_names = {id(module): name for name, module in models[0].named_modules()}
+    names = [f"{module_names[id(linear)]}.{kind}" for linear, _ in chains[0] for kind in ("weight", "bias")]
+    states = {}
     weights = [torch.stack([linear.weight.detach() for linear in layer]) for layer in layers]
     biases = [torch.stack([linear.bias.detach() for linear in layer]) for layer in layers]
     biases[-1] = biases[-1].unsqueeze(2)          # the scores are [seed, class, example]
@@ -152,7 +158,8 @@ def train_stacked(models, data: Split, epochs: int, lr: float, optimizer) -> tup
     opt = optimizer(params, lr=lr)
 
     def buffers(n):
-        return [torch.empty(S, n, w.shape[1]) for w in weights[:-1]] + [torch.empty(S, weights[-1].shape[1], n)]
+        return ([torch.empty(S, n, w.shape[1], dtype=w.dtype) for w in weights[:-1]]
+                + [torch.empty(S, weights[-1].shape[1], n, dtype=weights[-1].dtype)])
 
     train_h, test_h, deltas = buffers(N), buffers(n_test), buffers(N)
     x_train, x_test = data.X_train.expand(S, -1, -1), data.X_test.expand(S, -1, -1)
@@ -181,6 +188,9 @@ def train_stacked(models, data: Split, epochs: int, lr: float, optimizer) -> tup
         alive = diverged < 0
         for m, values in zip(METRICS, (loss, train_acc, test_loss, test_acc)):
             records[m][alive, epoch] = values[alive]
+        if epoch in states_at:
+            states[epoch] = [{name: p[s].reshape(p.shape[1:2] if name.endswith("bias") else p.shape[1:]).clone()
+                              for name, p in zip(names, params)} if alive[s] else None for s in range(S)]
         if epoch == epochs or not alive.any():
             break
         d = torch.exp(log_p, out=deltas[-1]).sub_(one_hot).div_(N)
@@ -200,5 +210,5 @@ def train_stacked(models, data: Split, epochs: int, lr: float, optimizer) -> tup
                 below = d.transpose(1, 2) if last else d
                 d = torch.bmm(below, weights[l], out=deltas[l - 1])
         opt.step()
-    return records, diverged
+    return records, diverged, states
 

@@ -57,6 +57,10 @@ def check_fits(model: nn.Module, data: Split) -> None:
         if linears[0].in_features != data.n_features:
             raise ValueError(f"The model expects {linears[0].in_features} input features (its first layer "
                              f"is {linears[0]}) but the {data.name} data has {data.n_features}.")
+    weight = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if weight is not None and weight.dtype != data.X_train.dtype:
+        raise ValueError(f"The model's parameters are {weight.dtype} but the {data.name} data is "
+                         f"{data.X_train.dtype}; cast one to the other (model.to(dtype) or data.to(dtype)).")
     if linears and linears[-1].out_features < data.n_classes:
         raise ValueError(f"The model outputs {linears[-1].out_features} scores (its last layer is "
                          f"{linears[-1]}) but the {data.name} data has {data.n_classes} classes.")

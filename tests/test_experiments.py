@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn as nn
 from torch.func import stack_module_state
 
 from lessonlib import DigitNN, digits, init_model, make_scheme, mlp, train, two_moons
@@ -99,3 +100,48 @@ def test_bad_input(data):
     bn = lambda: torch.nn.Sequential(torch.nn.Linear(64, 10), torch.nn.BatchNorm1d(10))
     with pytest.raises(ValueError, match="batched=False"):
         run_experiment(bn, ["zeros"], [1], data, progress=False)
+
+
+def test_double_precision_runs_of_both_engines_agree_far_below_a_printed_digit():
+    moons = two_moons(n_samples=200).to(torch.float64)
+    assert moons.X_train.dtype == torch.float64 and moons.y_train.dtype == torch.long
+    make = lambda: mlp([2, 16, 16, 2], "relu")
+    runs = {batched: run_experiment(make, ["kaiming_normal"], [0, 1], moons, epochs=30, lr=0.01,
+                                    batched=batched, progress=False) for batched in (True, False)}
+    # in double precision the two engines' different summation orders agree to ~1e-12
+    np.testing.assert_allclose(runs[True].loss, runs[False].loss, rtol=0, atol=1e-10)
+
+
+def test_data_and_model_of_different_precision_are_refused_by_name():
+    with pytest.raises(ValueError, match="float32.*float64"):
+        train(mlp([2, 8, 2], "relu"), two_moons(n_samples=40).to(torch.float64), epochs=1)
+    with pytest.raises(ValueError, match="floating-point torch.dtype"):
+        two_moons(n_samples=40).to(torch.long)
+
+
+@pytest.mark.parametrize("make, batched", [(lambda: mlp([2, 16, 16, 2], "relu"), True),
+                                           (lambda: mlp([2, 16, 16, 2], "relu"), False),
+                                           (lambda: nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 2)), True)])
+def test_kept_states_are_the_runs_own_parameters_at_that_epoch(make, batched):
+    moons = two_moons(n_samples=200).to(torch.float64)
+    results = run_experiment(make, ["xavier_normal", "kaiming_normal"], [3, 4], moons, epochs=12, lr=0.01,
+                             batched=batched, progress=False, states_at=(0, 7))
+    assert sorted(results.states) == [0, 7]
+    for i, scheme in enumerate(results.schemes):
+        for j, seed in enumerate(results.seeds):
+            start = results.states[0][i][j]
+            fresh = init_model(make().to(torch.float64), scheme, bias="zeros", seed=seed)
+            assert set(start) == set(fresh.state_dict())
+            for name, value in fresh.state_dict().items():
+                assert torch.equal(start[name], value), name
+            # the state kept at epoch 7 gives back the recorded training loss of epoch 7
+            model = make().to(torch.float64)
+            model.load_state_dict(results.states[7][i][j])
+            loss = nn.functional.cross_entropy(model(moons.X_train), moons.y_train).item()
+            assert loss == pytest.approx(results.loss[i, j, 7], rel=1e-9)
+
+
+def test_states_outside_the_run_are_refused():
+    with pytest.raises(ValueError, match="states_at"):
+        run_experiment(lambda: mlp([2, 4, 2], "relu"), ["kaiming_normal"], [0], two_moons(n_samples=40),
+                       epochs=5, progress=False, states_at=(6,))

@@ -63,7 +63,7 @@ def test_one_update_equals_autograd_for_each_activation(data, activation):
     seeds = [0, 1, 2]
     models = [init_model(mlp([64, 32, 16, 10], activation), "xavier_normal", seed=s) for s in seeds]
     alone = [init_model(mlp([64, 32, 16, 10], activation), "xavier_normal", seed=s) for s in seeds]
-    records, diverged = train_stacked(models, data, 1, 0.5, OPTIMIZERS["sgd"])
+    records, diverged, _ = train_stacked(models, data, 1, 0.5, OPTIMIZERS["sgd"])
     for seed, model in enumerate(alone):
         loss = F.cross_entropy(model(data.X_train), data.y_train)
         loss.backward()
@@ -126,8 +126,8 @@ def test_a_diverging_seed_leaves_the_others_alone(data):
         for p in model.parameters():
             torch.nn.init.normal_(p, std=1.0)
     calm = lambda: [init_model(make(), "lecun_normal", seed=s) for s in (2, 3)]
-    mixed, diverged = train_stacked(wild + calm(), data, 30, 1.0, OPTIMIZERS["sgd"])
-    alone, calm_diverged = train_stacked(calm(), data, 30, 1.0, OPTIMIZERS["sgd"])
+    mixed, diverged, _ = train_stacked(wild + calm(), data, 30, 1.0, OPTIMIZERS["sgd"])
+    alone, calm_diverged, _ = train_stacked(calm(), data, 30, 1.0, OPTIMIZERS["sgd"])
     assert (diverged[:2] > 0).all() and (diverged[2:] == -1).all() and (calm_diverged == -1).all()
     for metric in mixed:
         assert np.array_equal(mixed[metric][2:], alone[metric])
