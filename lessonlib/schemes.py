@@ -233,9 +233,10 @@ class Scheme:
         head, _, kind = self.name.partition("_")
         if head not in family:
             return {"pytorch_default": "PyTorch default"}.get(self.name, self.name)
-        extras = [v for k, v in p.items()
-                  if (k, self.params[k]) not in {("gain", 1.0), ("a", 0.0), ("mode", "fan_in"),
-                                                 ("nonlinearity", "relu")}]
+        ignored = {("gain", 1.0), ("a", 0.0), ("mode", "fan_in"), ("nonlinearity", "relu")}
+        if self.params.get("nonlinearity", "leaky_relu") != "leaky_relu":
+            ignored.add(("a", self.params.get("a")))   # PyTorch reads the slope a only for leaky_relu
+        extras = [v for k, v in p.items() if (k, self.params[k]) not in ignored]
         return f"{family[head]} {kind}" + (f" ({', '.join(map(str, extras))})" if extras else "")
 
     def __str__(self) -> str:

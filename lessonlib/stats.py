@@ -256,6 +256,13 @@ def format_p(p: float) -> str:
     return text
 
 
+def verdict(holds) -> str:
+    """How the book prints a claim checked against its own runs: ``"holds"`` or ``"does not hold"``."""
+    if not isinstance(holds, (bool, np.bool_)):
+        raise TypeError(f"verdict needs a bool (the claim checked). Got {type(holds).__name__}: {holds!r}.")
+    return "holds" if holds else "does not hold"
+
+
 def nearest(x: float, step: float) -> float:
     """``x`` on the grid of multiples of ``step`` (a coarse value that survives small perturbations)."""
     if not step > 0:

@@ -41,8 +41,8 @@ def test_notebook_is_stored_executed_top_to_bottom(notebook):
 def test_notebook_stores_no_widget_state(notebook):
     """Stored widget state makes the HTML page load ipywidgets' JavaScript from a CDN."""
     assert "widgets" not in json.loads(notebook.read_text())["metadata"], (
-        f"{notebook.name} stores widget state: re-execute it with "
-        f"--ExecutePreprocessor.store_widget_state=False (see the README)")
+        f"{notebook.name} stores widget state: re-execute it with the README's command, whose "
+        f"ClearMetadataPreprocessor options drop it")
 
 
 # The narrowest kernels of an x86 CPU: another summation order than its own (AVX2 or AVX-512).

@@ -142,6 +142,9 @@ def test_aliases_and_labels():
     assert make_scheme("normal", mean=5, std=3).label == "N(μ=5, σ=3)"
     assert make_scheme("kaiming_normal").label == "He normal"
     assert make_scheme("kaiming_normal", mode="fan_out").label == "He normal (fan_out)"
+    # the slope a is read only with leaky_relu: a label names it there and nowhere else
+    assert make_scheme("kaiming_normal", a=0.1).label == "He normal"
+    assert make_scheme("kaiming_normal", a=0.1, nonlinearity="leaky_relu").label == "He normal (0.1, leaky_relu)"
     assert str(make_scheme("uniform", a=-1, b=1)) == "uniform(a=-1.0, b=1.0)"
     assert list(SCHEMES)[0] == "zeros"
 

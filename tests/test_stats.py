@@ -7,7 +7,7 @@ import pytest
 from scipy import stats as sst
 
 from lessonlib.stats import (bootstrap_std_interval, brunner_munzel, compare_shares, format_p, holm, levene,
-                             mean_difference, nearest, std_ratio, tost, wilson_interval)
+                             mean_difference, nearest, std_ratio, tost, verdict, wilson_interval)
 
 
 def test_mean_difference_is_welch():
@@ -104,6 +104,12 @@ def test_holm_known_case():
                                      (0.96, "1"), (1.0, "1")])
 def test_format_p(p, text):
     assert format_p(p) == text
+
+
+def test_verdict():
+    assert verdict(True) == "holds" and verdict(np.bool_(False)) == "does not hold"
+    with pytest.raises(TypeError, match="needs a bool"):
+        verdict(0.3)
 
 
 def test_nearest_and_errors():
