@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from lessonlib.exercises.diagnosis import (LAYER_CASES, PRIOR_CASES, check_prior_bias, check_residual_std,
+from lessonlib.exercises.diagnosis import (LAYER_CASES, PRIOR_CASES, check_doctor_fix, check_prior_bias,
+                                           check_residual_std, flagged_models,
                                            residual_std, targets_with_counts)
 
 
@@ -85,3 +86,48 @@ def test_checks_need_functions():
 def test_cases_cover_imbalance_and_depth():
     assert max(max(c) / sum(c) for c in PRIOR_CASES) > 0.9 and any(len(set(c)) == 1 for c in PRIOR_CASES)
     assert min(LAYER_CASES) == 1 and max(LAYER_CASES) >= 48
+
+
+def he_for_relu_xavier_for_tanh(model):
+    activation = "tanh" if any(isinstance(m, torch.nn.Tanh) for m in model.modules()) else "relu"
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear):
+            if activation == "tanh":
+                torch.nn.init.xavier_normal_(m.weight, gain=5 / 3)
+            else:
+                torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            torch.nn.init.zeros_(m.bias)
+
+
+def test_a_right_fix_passes(capsys):
+    assert check_doctor_fix(he_for_relu_xavier_for_tanh)
+    assert "finds nothing to fix in any of the 3" in capsys.readouterr().out
+
+
+def test_a_fix_that_keeps_a_bad_case_is_told_what_the_doctor_finds(capsys):
+    def too_small_everywhere(model):                # the ReLU net stays as flagged as it was
+        for m in model.modules():
+            if isinstance(m, torch.nn.Linear):
+                torch.nn.init.normal_(m.weight, std=0.01)
+
+    assert not check_doctor_fix(too_small_everywhere)
+    out = capsys.readouterr().out
+    assert "✗ Not yet" in out and "10 ReLU layers, N(0, 0.01): the doctor still finds [error]" in out
+
+
+def test_a_fix_that_changes_the_layers_is_refused(capsys):
+    def widen(model):
+        for m in model.modules():
+            if isinstance(m, torch.nn.Linear):
+                m.weight = torch.nn.Parameter(torch.zeros(m.out_features, m.in_features + 1))
+
+    assert not check_doctor_fix(widen)
+    assert "changed the model's layers" in capsys.readouterr().out
+
+
+def test_flagged_models_are_flagged():
+    from lessonlib.doctor import diagnose
+    from lessonlib import digits
+    data = digits()
+    for name, model in flagged_models().items():
+        assert not diagnose(model, data.X_train[:256], data.y_train[:256]).ok, name

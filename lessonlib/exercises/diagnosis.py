@@ -153,3 +153,58 @@ def check_prior_bias(candidate, *, verbose: bool = True) -> bool:
             problem += f" Your answers follow {slip}."
     return _report(problem, f"softmax(bias) equals the class priors for all {len(PRIOR_CASES)} sets of "
                             f"counts tried.", verbose)
+
+
+def flagged_models() -> dict:
+    """Three networks the doctor flags, by name: the course's bad cases, as :func:`check_doctor_fix` builds them."""
+    from ..models import DigitNN, mlp
+    from ..schemes import init_model, make_scheme
+
+    return {
+        "10 tanh layers, N(0, 1)": init_model(mlp([64] + [128] * 10 + [10], "tanh"),
+                                              make_scheme("normal", std=1.0), seed=0),
+        "10 ReLU layers, N(0, 0.01)": init_model(mlp([64] + [128] * 10 + [10], "relu"),
+                                                 make_scheme("normal", std=0.01), seed=0),
+        "DigitNN, zeros": init_model(DigitNN(), "zeros", seed=0),
+    }
+
+
+def check_doctor_fix(fix, *, verbose: bool = True) -> bool:
+    """Check ``fix(model)``, which re-initializes a model in place, on the three :func:`flagged_models`.
+
+    Each fixed model must keep its layers and shapes and get no error and no warning from
+    :func:`lessonlib.doctor.diagnose` on 256 training digits. Prints, for each model, what the doctor
+    still finds; returns True if every model passes.
+    """
+    from ..data import digits
+    from ..doctor import diagnose
+
+    if not callable(fix):
+        raise ValueError(f"check_doctor_fix needs a function fix(model) that re-initializes the model in place. "
+                         f"Got {type(fix).__name__} instead.")
+    data = digits()
+    x, y = data.X_train[:256], data.y_train[:256]
+    problems = []
+    for name, model in flagged_models().items():
+        shapes = [tuple(p.shape) for p in model.parameters()]
+        try:
+            returned = fix(model)
+        except Exception as error:  # the learner's code: report, do not crash
+            problems.append(f"{name}: fix(model) raised {type(error).__name__}: {error}")
+            continue
+        if returned is not None and returned is not model:
+            problems.append(f"{name}: fix(model) returned another model; change the one it is given in place")
+            continue
+        if [tuple(p.shape) for p in model.parameters()] != shapes:
+            problems.append(f"{name}: the fix changed the model's layers; only their initial values may change")
+            continue
+        report = diagnose(model, x, y)
+        if not report.ok:
+            first = next(f for f in report.findings if f.severity in ("error", "warning"))
+            problems.append(f"{name}: the doctor still finds [{first.severity}] {first.message}")
+    if verbose:
+        if problems:
+            print("✗ Not yet:\n  " + "\n  ".join(problems))
+        else:
+            print(f"✓ Correct: the doctor finds nothing to fix in any of the {len(flagged_models())} models.")
+    return not problems
