@@ -511,10 +511,23 @@ def _add(findings, severity, rows, kind, message, fix=None):
     findings.append(Finding(severity, rows[0]["name"], message, fix, kind, tuple(r["name"] for r in rows)))
 
 
-def _trend(findings, wrows, key):
+def _behind_zero_gain(rows) -> set:
+    """Weight layers whose gradient is 0 because a normalization layer after them has a zero gain
+    (a residual branch that starts off, as in Goyal et al. 2017): the first step moves the gain."""
+    gated, pending = set(), []
+    for r in rows:
+        if r["kind"] == "norm" and r["gain_mean"] == 0:
+            gated.update(pending)
+        elif r["weights"] and r["kind"] != "norm":
+            pending = pending + [r["name"]] if r["grad_std"] == 0 else []
+    return gated
+
+
+def _trend(findings, wrows, key, gated=frozenset()):
     """Flag a std that vanishes or explodes along the weight layers (see :data:`TREND_FACTOR`)."""
     zeros = lambda r: r is not None and any(w["scheme"] == "zeros" for w in r["weights"])
-    blocked = {r["name"]: zeros(r if key == "out_std" else nxt) for r, nxt in zip(wrows, wrows[1:] + [None])}
+    blocked = {r["name"]: zeros(r if key == "out_std" else nxt) or (key == "grad_std" and r["name"] in gated)
+               for r, nxt in zip(wrows, wrows[1:] + [None])}
     wrows = wrows if key == "out_std" else wrows[:-1]   # the output layer's gradient is the loss's own
     values = [r[key] for r in wrows]
     if len(values) < 3 or any(v is None for v in values):
@@ -599,6 +612,11 @@ def _unit_findings(findings, rows):
 
 def _layer_findings(findings, rows):
     """Layers not examined or not called, zero norm gains, LSTM forget gates that start at 0."""
+    if zero_gain := [r for r in rows if r["gain_mean"] == 0]:
+        _add(findings, "info", zero_gain, "zero_gain", f"the normalization gain is 0 in "
+             f"{'layer ' * (len(zero_gain) == 1)}{_span(zero_gain)}: the branches they end start off (each "
+             f"block is the identity) and the layers before them get no gradient until the first step "
+             f"moves the gains", "nothing to do if intended")
     for r in rows:
         if r["status"] == "not examined":
             _add(findings, "info", [r], "not_examined", f"{r['type']} is not examined: the doctor cannot "
@@ -606,9 +624,6 @@ def _layer_findings(findings, rows):
         if r["status"] == "not called":
             _add(findings, "info", [r], "not_called", f"{r['type']} did not run on this batch",
                  "nothing to do")
-        if r["gain_mean"] == 0:
-            _add(findings, "info", [r], "zero_gain", "zero gain (residual branch starts off)",
-                 "nothing to do if intended")
         if r["forget_bias"] is not None and abs(r["forget_bias"]) < 0.5:
             _add(findings, "info", [r], "forget_bias", f"forget-gate bias {r['forget_bias']:.2g}: the cell "
                  f"forgets about half of its memory at every step from the start",
@@ -663,7 +678,7 @@ def _findings(rows, classifier, backward) -> list:
             _add(findings, "error", [first], "nonfinite", f"NaN or inf in the {what} pass, first at "
                  f"{_span([first])}", "lower the weights' scale (see the other findings)")
         else:
-            _trend(findings, [r for r in ok if r["kind"] != "norm"], key)
+            _trend(findings, [r for r in ok if r["kind"] != "norm"], key, _behind_zero_gain(ok))
     if any(r["weights"] for r in ok):
         _unit_findings(findings, rows)
     _layer_findings(findings, rows)

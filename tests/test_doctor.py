@@ -171,8 +171,20 @@ def test_zero_residual_branches_and_zero_norm_gains_are_info():
     norm = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8))
     nn.init.zeros_(norm[1].weight)
     zero_gain = diagnose(norm, torch.randn(4, 8))
-    assert [(f.severity, f.kind, f.message) for f in zero_gain.findings_for("1")] == [
-        ("info", "zero_gain", "zero gain (residual branch starts off)")]
+    assert [(f.severity, f.kind) for f in zero_gain.findings_for("1")] == [("info", "zero_gain")]
+    assert zero_gain.findings_for("1")[0].message.startswith("the normalization gain is 0 in layer 1:")
+
+
+def test_zero_init_residual_is_one_info_finding_not_a_missing_gradient(batch):
+    from lessonlib.architectures import NormResidualMLP, zero_init_residual
+    torch.manual_seed(0)
+    model = zero_init_residual(NormResidualMLP(n_blocks=4))
+    report = diagnose(model, batch[0].double(), batch[1])
+    assert report.ok, [f.message for f in report.findings]
+    gains = [f for f in report.findings if f.kind == "zero_gain"]
+    assert len(gains) == 1 and len(gains[0].layers) == 4
+    hidden = [r for r in report.rows if r["name"].startswith("blocks.") and r["kind"] == "weight"]
+    assert hidden and all(r["grad_std"] == 0 for r in hidden)      # behind the zero gains, as the message says
 
 
 # ---------------------------------------------------------------------------------------------
