@@ -1,5 +1,6 @@
-"""The networks the lessons train."""
+"""The networks the lessons train, and the check that a batch fits one."""
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -123,3 +124,69 @@ class DigitCNN(nn.Module):
         x = F.relu(self.conv1(x))
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)
         return self.fc(x.flatten(1))
+
+
+# ---------------------------------------------------------------------------------------------
+# does a batch fit a model?
+
+EXPECTS = {
+    nn.Linear: lambda m: f"{m.in_features} input features, a batch of shape (examples, {m.in_features})",
+    nn.modules.conv._ConvNd: lambda m: (f"{m.in_channels} input channels, a batch of shape "
+                                        f"(examples, {m.in_channels}{', size' * len(m.kernel_size)})"),
+    nn.Embedding: lambda m: f"integer ids in [0, {m.num_embeddings}), a batch of dtype torch.long",
+    nn.RNNBase: lambda m: f"{m.input_size} features per step, a batch of shape "
+                          f"({'examples, steps' if m.batch_first else 'steps, examples'}, {m.input_size})",
+}
+"""What the first layer of a model expects, by type: the words of the error :func:`check_batch` raises."""
+
+
+def first_layer(model: nn.Module) -> tuple[str, nn.Module] | None:
+    """``(name, module)`` of the first submodule, in the order they were defined, with parameters of
+    its own: the layer that receives the batch (``model`` itself if it is a single layer). None if
+    ``model`` has no parameters."""
+    owners = [(name, m) for name, m in model.named_modules() if next(m.parameters(recurse=False), None) is not None]
+    submodules = [(name, m) for name, m in owners if m is not model]
+    return (submodules or owners or [None])[0]
+
+
+def check_batch(model: nn.Module, x: torch.Tensor, name: str = "the batch") -> None:
+    """Raise a ValueError that names the first layer and what it expects if ``x`` does not fit ``model``.
+
+    A ``Linear`` first layer is checked against the last dimension of ``x``, an ``Embedding`` against
+    the range of the ids in ``x``. Any other first layer (a ``Conv2d``, an ``LSTM``, ...), and an
+    ``Embedding`` whose ids are in range, is checked by passing two examples of ``x`` through the model
+    in eval mode without gradients; the model's training flags and PyTorch's random state are restored
+    afterwards, so the check changes nothing (no running statistics, no draws). ``name`` says what
+    ``x`` is in the message, e.g. ``"the digits data"``.
+    """
+    found = first_layer(model)
+    if found is None:
+        return
+    layer_name, layer = found
+    subject = name[:1].upper() + name[1:]
+    expects = next((f(layer) for kind, f in EXPECTS.items() if isinstance(layer, kind)), "another input")
+    if isinstance(layer, nn.Linear):
+        if x.shape[-1] != layer.in_features:
+            raise ValueError(f"The model expects {layer.in_features} input features (its first layer "
+                             f"is {layer}) but {name} has {x.shape[-1]}.")
+        return
+    if isinstance(layer, nn.Embedding) and not x.is_floating_point() and x.numel() > 0:
+        low, high = int(x.min()), int(x.max())
+        if low < 0 or high >= layer.num_embeddings:
+            raise ValueError(f"{subject} has ids from {low} to {high} but the model's first layer "
+                             f"{layer_name!r} is {layer} and expects {expects}.")
+    reached = []   # whether the first layer ran: if so, a later layer is the one that failed
+    handle = layer.register_forward_hook(lambda *_: reached.append(True))
+    modes = {m: m.training for m in model.modules()}
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            model.eval()(x[:2])
+    except (RuntimeError, IndexError) as err:
+        where = (f"its first layer {layer_name!r} ({layer}) takes it, but a later layer does not" if reached
+                 else f"its first layer {layer_name!r} is {layer} and expects {expects}")
+        raise ValueError(f"{subject} (shape {tuple(x.shape)}, {x.dtype}) does not fit the model: {where}. "
+                         f"PyTorch says: {err}") from err
+    finally:
+        handle.remove()
+        for m, training in modes.items():
+            m.train(training)

@@ -124,11 +124,8 @@ class Probe:
             raise ValueError(f"'what' must be 'inputs', 'outputs' or 'grads'. Got {what!r} instead.")
         if statistic not in self.STATISTICS:
             raise ValueError(f"'statistic' must be one of {list(self.STATISTICS)}. Got {statistic!r} instead.")
+        self._require(what)
         recorded = getattr(self, what)
-        if len(recorded) < len(self.layers):
-            hint = " Call loss.backward() inside the with block." if what == "grads" else ""
-            raise ValueError(f"No {what} were recorded for {len(self.layers) - len(recorded)} of "
-                             f"{len(self.layers)} layers.{hint}")
         return np.array([float(self.STATISTICS[statistic](recorded[i])) for i in range(len(self.layers))])
 
     def weight_grad_stats(self, statistic: str = "std") -> np.ndarray:
@@ -156,6 +153,14 @@ class Probe:
         return np.array([dead_fraction(self.outputs[i].flatten(1)) for i in range(len(self.layers))])
 
     def _require(self, what):
-        if len(getattr(self, what)) < len(self.layers):
-            raise ValueError(f"No {what} were recorded for {len(self.layers) - len(getattr(self, what))} of "
-                             f"{len(self.layers)} layers. Run a forward pass inside the with block.")
+        """Raise a ValueError that says what to run if ``what`` was not recorded for every layer."""
+        if not self.outputs:
+            raise ValueError("Nothing was recorded yet. Run a forward pass through the model inside the with "
+                             "block first, `with Probe(model) as probe: model(x)` (and loss.backward() there "
+                             "for the gradients), then read the probe.")
+        missing = [name for i, name in enumerate(self.names) if i not in getattr(self, what)]
+        if missing:
+            hint = ("Call loss.backward() inside the with block." if what == "grads" else
+                    "The forward pass inside the with block did not reach them.")
+            raise ValueError(f"No {what} were recorded for {len(missing)} of {len(self.layers)} layers "
+                             f"({', '.join(missing)}). {hint}")

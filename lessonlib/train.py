@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 
 from .data import Split
+from .models import check_batch
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
@@ -51,16 +52,14 @@ class History:
 
 
 def check_fits(model: nn.Module, data: Split) -> None:
-    """Raise a ValueError that names both sides if ``data`` cannot be fed to ``model``."""
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if linears and linears[0] is next(m for m in model.modules() if getattr(m, "weight", None) is not None):
-        if linears[0].in_features != data.n_features:
-            raise ValueError(f"The model expects {linears[0].in_features} input features (its first layer "
-                             f"is {linears[0]}) but the {data.name} data has {data.n_features}.")
+    """Raise a ValueError that names both sides if ``data`` cannot be fed to ``model``
+    (:func:`~lessonlib.models.check_batch` for the first layer, whatever its type)."""
     weight = next((p for p in model.parameters() if p.is_floating_point()), None)
-    if weight is not None and weight.dtype != data.X_train.dtype:
+    if weight is not None and data.X_train.is_floating_point() and weight.dtype != data.X_train.dtype:
         raise ValueError(f"The model's parameters are {weight.dtype} but the {data.name} data is "
                          f"{data.X_train.dtype}; cast one to the other (model.to(dtype) or data.to(dtype)).")
+    check_batch(model, data.X_train, f"the {data.name} data")
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if linears and linears[-1].out_features < data.n_classes:
         raise ValueError(f"The model outputs {linears[-1].out_features} scores (its last layer is "
                          f"{linears[-1]}) but the {data.name} data has {data.n_classes} classes.")

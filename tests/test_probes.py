@@ -48,8 +48,16 @@ def test_clear_errors():
         Probe(nn.ReLU())
     model = mlp([4, 3])
     with Probe(model) as probe:
+        pass
+    for read in (lambda: probe.stats("inputs"), lambda: probe.stats("grads", "mean"), probe.dead_units,
+                 lambda: probe.saturation("tanh")):
+        with pytest.raises(ValueError, match=r"Nothing was recorded yet. Run a forward pass through the model "
+                                             r"inside the with block first, `with Probe\(model\) as probe: "
+                                             r"model\(x\)`"):
+            read()
+    with Probe(model) as probe:
         model(torch.randn(2, 4))
-    with pytest.raises(ValueError, match="Call loss.backward"):
+    with pytest.raises(ValueError, match=r"No grads were recorded for 1 of 1 layers \(0\). Call loss.backward"):
         probe.stats("grads")
     with pytest.raises(ValueError, match="'what' must be"):
         probe.stats("weights")

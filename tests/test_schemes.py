@@ -2,10 +2,12 @@
 rejects bad parameters with a message that says what is allowed."""
 
 import math
+import re
 
 import pytest
 import torch
 import torch.nn as nn
+from scipy import stats
 
 from lessonlib import DigitNN, fans, gain, init_model, make_scheme, mlp
 from lessonlib.schemes import SCHEMES
@@ -34,6 +36,9 @@ FORMULAS = [
     ("kaiming_normal", {"mode": "fan_out"}, 0.0, math.sqrt(2 / FAN_OUT), None),
     ("kaiming_normal", {"a": 0.2, "nonlinearity": "leaky_relu"}, 0.0,
      math.sqrt(2 / (1 + 0.04)) / math.sqrt(FAN_IN), None),
+    ("kaiming_normal", {"a": 0.2}, 0.0, math.sqrt(2 / (1 + 0.04)) / math.sqrt(FAN_IN), None),  # leaky_relu by default
+    ("kaiming_uniform", {"a": 0.5}, 0.0, math.sqrt(2 / (1 + 0.25)) / math.sqrt(FAN_IN),
+     math.sqrt(6 / ((1 + 0.25) * FAN_IN))),
     ("lecun_uniform", {}, 0.0, math.sqrt(1 / FAN_IN), math.sqrt(3 / FAN_IN)),
     ("lecun_normal", {}, 0.0, math.sqrt(1 / FAN_IN), None),
     ("pytorch_default", {}, 0.0, _uniform_std(1 / math.sqrt(FAN_IN)), 1 / math.sqrt(FAN_IN)),
@@ -72,6 +77,9 @@ TORCH_EQUIVALENTS = [
     ("kaiming_normal", {}, lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu")),
     ("kaiming_normal", {"mode": "fan_out"}, lambda w: nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu")),
     ("kaiming_uniform", {"a": 0.1, "nonlinearity": "leaky_relu"}, lambda w: nn.init.kaiming_uniform_(w, a=0.1)),
+    ("kaiming_uniform", {"a": 0.1}, lambda w: nn.init.kaiming_uniform_(w, a=0.1)),
+    ("kaiming_normal", {"a": 0.5, "mode": "fan_out"}, lambda w: nn.init.kaiming_normal_(w, a=0.5, mode="fan_out")),
+    ("kaiming_normal", {}, nn.init.kaiming_normal_),
     ("orthogonal", {}, nn.init.orthogonal_),
     ("pytorch_default", {}, lambda w: nn.init.kaiming_uniform_(w, a=math.sqrt(5))),
 ]
@@ -85,6 +93,90 @@ def test_same_draws_as_torch_nn_init(name, params, reference):
     torch.manual_seed(7)
     theirs = reference(torch.empty(50, 30, 3))
     assert torch.equal(ours, theirs)
+
+
+def test_kaiming_has_the_signature_and_defaults_of_torch():
+    import inspect
+
+    for ours, theirs in ((SCHEMES["kaiming_uniform"], nn.init.kaiming_uniform_),
+                         (SCHEMES["kaiming_normal"], nn.init.kaiming_normal_)):
+        ours, theirs = inspect.signature(ours).parameters, inspect.signature(theirs).parameters
+        assert list(ours)[1:] == list(theirs)[1:] == ["a", "mode", "nonlinearity", "generator"]
+        assert all(ours[p].default == theirs[p].default for p in ("a", "mode", "nonlinearity", "generator"))
+
+
+def test_the_default_he_draws_the_relu_he_of_the_lessons():
+    """leaky_relu with a = 0 has the ReLU gain sqrt(2): the default draws what nonlinearity="relu" draws."""
+    for name in ("kaiming_uniform", "kaiming_normal"):
+        torch.manual_seed(5)
+        default = make_scheme(name)(torch.empty(40, 30))
+        torch.manual_seed(5)
+        relu = make_scheme(name, nonlinearity="relu")(torch.empty(40, 30))
+        assert torch.equal(default, relu)
+
+
+# As PyTorch's test/nn/test_init.py tests kaiming_uniform_ and kaiming_normal_: draw with a and mode
+# only (the default nonlinearity), then a Kolmogorov-Smirnov test against the intended distribution,
+# std sqrt(2 / ((1 + a^2) n)) with n the fan of the mode.
+@pytest.mark.parametrize("shape", [(60, 50), (24, 20, 3, 3)])
+@pytest.mark.parametrize("mode", ["fan_in", "fan_out"])
+@pytest.mark.parametrize("a", [0.0, 0.5, 1.5])
+@pytest.mark.parametrize("kind", ["uniform", "normal"])
+def test_kaiming_passes_torchs_kolmogorov_smirnov_test(kind, a, mode, shape):
+    torch.manual_seed(2015)
+    w = SCHEMES[f"kaiming_{kind}"](torch.empty(shape), a=a, mode=mode)
+    fan_in, fan_out = fans(w)
+    std = math.sqrt(2.0 / ((1 + a**2) * (fan_in if mode == "fan_in" else fan_out)))
+    if kind == "uniform":
+        bound = math.sqrt(3.0) * std
+        p_value = stats.kstest(w.flatten().tolist(), "uniform", args=(-bound, 2 * bound)).pvalue
+    else:
+        p_value = stats.kstest(w.flatten().tolist(), "norm", args=(0.0, std)).pvalue
+    assert p_value > 0.0001
+
+
+GENERATOR_EQUIVALENTS = [
+    ("normal", {"mean": 0.2, "std": 0.05}, lambda w, g: nn.init.normal_(w, 0.2, 0.05, generator=g)),
+    ("uniform", {"a": -1.0, "b": 2.0}, lambda w, g: nn.init.uniform_(w, -1.0, 2.0, generator=g)),
+    ("xavier_uniform", {}, lambda w, g: nn.init.xavier_uniform_(w, generator=g)),
+    ("xavier_normal", {"gain": 5 / 3}, lambda w, g: nn.init.xavier_normal_(w, gain=5 / 3, generator=g)),
+    ("kaiming_uniform", {}, lambda w, g: nn.init.kaiming_uniform_(w, generator=g)),
+    ("kaiming_normal", {"a": 0.2, "mode": "fan_out"},
+     lambda w, g: nn.init.kaiming_normal_(w, a=0.2, mode="fan_out", generator=g)),
+    ("lecun_uniform", {}, lambda w, g: nn.init.kaiming_uniform_(w, nonlinearity="linear", generator=g)),
+    ("lecun_normal", {}, lambda w, g: nn.init.kaiming_normal_(w, nonlinearity="linear", generator=g)),
+    ("orthogonal", {"gain": 2.0}, lambda w, g: nn.init.orthogonal_(w, gain=2.0, generator=g)),
+    ("pytorch_default", {}, lambda w, g: nn.init.kaiming_uniform_(w, a=math.sqrt(5), generator=g)),
+]
+
+
+@pytest.mark.parametrize("name, params, reference", GENERATOR_EQUIVALENTS,
+                         ids=[f"{t[0]}{t[1] or ''}" for t in GENERATOR_EQUIVALENTS])
+def test_same_generator_same_draws_as_torch_nn_init(name, params, reference):
+    global_state = torch.get_rng_state()
+    theirs = reference(torch.empty(50, 30, 3), torch.Generator().manual_seed(11))
+    ours = SCHEMES[name](torch.empty(50, 30, 3), **params, generator=torch.Generator().manual_seed(11))
+    through_scheme = make_scheme(name, **params)(torch.empty(50, 30, 3), generator=torch.Generator().manual_seed(11))
+    assert torch.equal(ours, theirs) and torch.equal(through_scheme, theirs)
+    assert torch.equal(torch.get_rng_state(), global_state)   # the global generator was not touched
+    other = SCHEMES[name](torch.empty(50, 30, 3), **params, generator=torch.Generator().manual_seed(12))
+    assert not torch.equal(other, theirs)
+
+
+def test_a_scheme_takes_its_generator_when_it_draws():
+    with pytest.raises(ValueError, match=re.escape("give it when drawing: make_scheme('normal')(weight, generator=g)")):
+        make_scheme("normal", generator=torch.Generator())
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(make_scheme("constant", value=0.5)(torch.empty(3, 2), generator=g), torch.full((3, 2), 0.5))
+
+
+@pytest.mark.parametrize("name", list(SCHEMES))
+def test_a_zero_element_tensor_warns_as_torch_does_and_is_left_alone(name):
+    w = torch.empty(0, 5)
+    with pytest.warns(UserWarning, match="Initializing zero-element tensors is a no-op"):
+        assert SCHEMES[name](w) is w
+    with pytest.warns(UserWarning, match="Initializing zero-element tensors is a no-op"):
+        make_scheme(name)(torch.empty(4, 0, 3))
 
 
 def test_fans_of_linear_and_conv_weights():
@@ -142,9 +234,15 @@ def test_aliases_and_labels():
     assert make_scheme("normal", mean=5, std=3).label == "N(μ=5, σ=3)"
     assert make_scheme("kaiming_normal").label == "He normal"
     assert make_scheme("kaiming_normal", mode="fan_out").label == "He normal (fan_out)"
-    # the slope a is read only with leaky_relu: a label names it there and nowhere else
-    assert make_scheme("kaiming_normal", a=0.1).label == "He normal"
+    # ReLU's gain sqrt(2), with relu or with leaky_relu and a = 0 (the default), is plain He
+    assert make_scheme("kaiming_normal", nonlinearity="relu").label == "He normal"
+    assert make_scheme("kaiming_uniform", nonlinearity="leaky_relu", a=0).label == "He uniform"
+    # the slope a is read only with leaky_relu (the default): a label names it there and nowhere else
+    assert make_scheme("kaiming_normal", a=0.1).label == "He normal (0.1, leaky_relu)"
     assert make_scheme("kaiming_normal", a=0.1, nonlinearity="leaky_relu").label == "He normal (0.1, leaky_relu)"
+    assert make_scheme("kaiming_normal", a=0.1, nonlinearity="relu").label == "He normal"
+    assert make_scheme("kaiming_uniform", a=0.1, nonlinearity="tanh").label == "He uniform (tanh)"
+    assert make_scheme("kaiming_normal", a=0.2, mode="fan_out").label == "He normal (0.2, fan_out, leaky_relu)"
     assert str(make_scheme("uniform", a=-1, b=1)) == "uniform(a=-1.0, b=1.0)"
     assert list(SCHEMES)[0] == "zeros"
 
@@ -167,12 +265,30 @@ def test_unknown_scheme_lists_the_valid_ones():
     ("kaiming_normal", {"nonlinearity": "softmax"}, "'nonlinearity' parameter .* must be one of"),
     ("kaiming_normal", {"mode": "fan_avg"}, "'fan_in' or 'fan_out'"),
     ("kaiming_uniform", {"a": -0.1, "nonlinearity": "leaky_relu"}, "leaky ReLU slope"),
+    ("kaiming_normal", {"a": True}, r"'a' parameter of the 'kaiming_normal' scheme must be a leaky ReLU slope: "
+                                    r"a finite float in the range \[0, inf\), not a bool. Got True instead"),
+    ("kaiming_uniform", {"a": False}, "'a' parameter of the 'kaiming_uniform' scheme .* not a bool. Got False"),
     ("normal", {"sd": 1.0}, "has no parameter 'sd'. Its parameters: mean, std"),
     ("zeros", {"value": 1.0}, "Its parameters: none"),
 ])
 def test_bad_parameters_are_named(name, params, message):
     with pytest.raises(ValueError, match=message):
         make_scheme(name, **params)
+
+
+@pytest.mark.parametrize("name", ["kaiming_uniform", "kaiming_normal"])
+def test_the_he_functions_check_their_own_arguments(name):
+    fill = SCHEMES[name]
+    for a in (True, False):
+        with pytest.raises(ValueError, match=r"The 'a' parameter must be a leaky ReLU slope: a finite float in "
+                                             rf"the range \[0, inf\), not a bool. Got {a} instead"):
+            fill(torch.empty(4, 3), a=a)
+    with pytest.raises(ValueError, match="'a' parameter must be a leaky ReLU slope.* Got -0.5"):
+        fill(torch.empty(4, 3), a=-0.5)
+    with pytest.raises(ValueError, match="The 'mode' parameter must be 'fan_in' or 'fan_out'. Got 'fan_avg'"):
+        fill(torch.empty(4, 3), mode="fan_avg")
+    with pytest.raises(ValueError, match="No gain is defined for nonlinearity 'softmax'"):
+        fill(torch.empty(4, 3), nonlinearity="softmax")
 
 
 def test_gain_of_unknown_activation():
@@ -195,3 +311,19 @@ def test_model_without_weight_matrix():
 def test_fans_of_a_bias_is_an_error():
     with pytest.raises(ValueError, match="at least 2 dimensions"):
         fans(torch.empty(10))
+
+
+def test_init_model_help_names_the_schemes():
+    doc = init_model.__doc__
+    for name in SCHEMES:
+        assert re.search(rf"\b{name}\b", doc), name
+    assert "make_scheme" in doc and "SCHEMES" in doc
+
+
+def test_init_model_sends_scheme_parameters_to_make_scheme():
+    with pytest.raises(TypeError, match=re.escape("init_model takes model, scheme, bias and seed, not std=0.1. "
+                                                  "Give a scheme its parameters with make_scheme: "
+                                                  "init_model(model, make_scheme('normal', std=0.1))")):
+        init_model(DigitNN(), "normal", std=0.1)
+    with pytest.raises(TypeError, match=re.escape("make_scheme('kaiming_normal', a=0.2, mode='fan_out')")):
+        init_model(DigitNN(), "kaiming_normal", a=0.2, mode="fan_out")

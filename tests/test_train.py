@@ -5,11 +5,13 @@ import math
 import matplotlib
 import pytest
 import torch
+import torch.nn as nn
 
 matplotlib.use("Agg")
 
 from lessonlib import DigitNN, digits, init_model, make_scheme, mlp, plot_learning_curves, set_seed, train
 from lessonlib.data import two_moons
+from lessonlib.models import DigitCNN
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +100,17 @@ def test_data_that_does_not_fit_the_model(data):
         train(mlp([2, 8, 2]), data, epochs=1)
     with pytest.raises(ValueError, match="outputs 2 scores .* but the digits data has 10 classes"):
         train(mlp([64, 8, 2]), data, epochs=1)
+
+
+def test_data_that_does_not_fit_a_first_layer_other_than_linear(data):
+    conv = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 10))
+    with pytest.raises(ValueError, match=r"The digits data \(shape \(1437, 64\), torch.float32\) does not fit the "
+                                         r"model: its first layer '0' is Conv2d\(3, 8, .* expects 3 input channels"):
+        train(conv, data, epochs=1)
+    embedding = nn.Sequential(nn.Embedding(17, 4), nn.Flatten(), nn.Linear(64 * 4, 10))
+    with pytest.raises(ValueError, match=r"its first layer '0' is Embedding\(17, 4\) and expects integer ids"):
+        train(embedding, data, epochs=1)
+    assert len(train(DigitCNN(), data, epochs=1).loss) == 2     # a CNN that takes the flat rows trains
 
 
 def test_models_and_seed_validate_their_input():
