@@ -30,6 +30,7 @@ first step; call ``model.eval()`` first to diagnose inference) and runs the mode
 
 import itertools
 import math
+import textwrap
 from dataclasses import dataclass
 from html import escape
 from typing import NamedTuple
@@ -85,6 +86,8 @@ COLUMNS = {"index": "#", "name": "layer", "type": "type", "activation": "act", "
 ROW_KEYS = [*COLUMNS, "kind", "status", "fan_in", "fan_out", "weights", "gain_mean", "bias_mean",
             "forget_bias", "hh_spread", "notes"]
 SHARES = ("saturated", "dead", "copies")
+WRAP = 100
+"""Width at which the printed report wraps its findings."""
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,9 @@ class Report:
             lines.append(f"loss at init {c['loss']:.3g}, ln C = {c['ln_classes']:.3g} "
                          f"({c['classes']} classes)")
         lines.append(f"{len(self.findings)} findings" + ":" * bool(self.findings))
-        lines += [f"[{f.severity}] {f.layer or '(model)'}: {f.message}\n    fix: {f.fix}"
+        lines += [textwrap.fill(f"[{f.severity}] {f.layer or '(model)'}: {f.message}", WRAP,
+                                subsequent_indent="    ") + "\n" +
+                  textwrap.fill(f"fix: {f.fix}", WRAP, initial_indent="    ", subsequent_indent="    ")
                   for f in self.findings]
         return "\n".join(lines)
 
@@ -493,15 +498,20 @@ def _span(rows) -> str:
     return names[0] if len(names) == 1 else f"{len(names)} layers ({names[0]} ... {names[-1]})"
 
 
+def _between(values) -> str:
+    """"0.01" or, when the values differ by more than 5%, "0.0071 to 0.02"."""
+    low, high = min(values := list(values)), max(values)
+    return f"{low:.2g}" + (f" to {high:.2g}" if high > 1.05 * low else "")
+
+
 def _described(rows) -> str:
     """"; these are relu layers with weight std 0.01 (matches: none)"."""
     stds = [r["weight_std"] for r in rows if r["weight_std"] is not None]
     if not stds:
         return ""
-    spread = f" to {max(stds):.2g}" if max(stds) > 1.05 * min(stds) else ""
     acts = sorted({r["activation"] for r in rows if r["activation"]}) or ["linear"]
     schemes = sorted({r["scheme"] for r in rows if r["scheme"]})
-    return (f"; these are {'/'.join(acts)} layers with weight std {min(stds):.2g}{spread} "
+    return (f"; these are {'/'.join(acts)} layers with weight std {_between(stds)} "
             f"(matches: {', '.join(schemes)})")
 
 
@@ -586,7 +596,7 @@ def _unit_findings(findings, rows):
             if r[key] is not None and r[key] >= limits[0]:
                 group("error" if r[key] >= limits[1] else "warning", key, r)
     for (severity, kind), rs in groups.items():
-        span, w = _span(rs), rs[0]["weights"][0] if rs[0]["weights"] else {}
+        span, far = _span(rs), [w for r in rs for w in r["weights"] if w["scheme"] == "none"]
         worst = lambda key: f"up to {_fmt(max(r[key] or 0 for r in rs), key)}"
         message, fix = {
             "zeros": (f"every weight is 0 in {span}: their units are identical and no gradient reaches "
@@ -599,8 +609,9 @@ def _unit_findings(findings, rows):
                                  f"the tie (a zero output layer starts the loss at ln C)", "nothing to do"),
             "zeros_bypassed": (f"{span} start at 0 but the signal goes around them (residual branches that "
                                f"start off, as in Fixup or ReZero)", "nothing to do if intended"),
-            "no_scheme": (f"weight std {w.get('std', 0):.2g} is {w.get('ratio', 0):.2g}x that of the closest "
-                          f"scheme ({w.get('closest')}) in {span}", None),
+            "no_scheme": (far and f"weight std {_between(w['std'] for w in far)} is "
+                          f"{_between(w['ratio'] for w in far)}x that of the closest scheme "
+                          f"({', '.join(sorted({w['closest'] for w in far}))}) in {span}", None),
             "dead": (f"{worst('dead')} of the ReLU units after {span} are dead (0 for every example)"
                      f"{_described(rs)}", None),
             "saturated": (f"{worst('saturated')} of the {rs[0]['activation']} outputs after {span} are "
@@ -659,12 +670,13 @@ def _classifier_findings(findings, c, rows):
         _add(findings, "error" if excess > LOSS_MARGIN[1] else "warning", head, "loss_high",
              f"loss at initialization {c['loss']:.3g} is {excess:.2g} above ln C = {c['ln_classes']:.3g}: "
              f"the output is confident before learning anything (logit std {c['logit_std']:.2g})",
-             "make the output small: zero or scale down the output layer, and fix the layers' scale")
+             "make the output small: zero or scale down the output layer, and fix the layers' scale; in a "
+             "residual network whose branches end in a normalization layer, start each block's last gain at 0")
     saving = c["ln_classes"] - c["entropy"]
     imbalance = saving - (c["classes"] - 1) / (2 * c["examples"])
     if imbalance > PRIOR_GAP[0] and c["bias_matches_log_priors"] is False:
         _add(findings, "warning" if imbalance > PRIOR_GAP[1] else "info", head, "output_bias",
-             f"the classes are imbalanced (priors {', '.join(f'{p:.2g}' for p in c['priors'])}) and the "
+             f"the classes of this batch are imbalanced (priors {', '.join(f'{p:.2g}' for p in c['priors'])}) and the "
              f"output bias is {c['bias_gap']:.2g} away from their logs: a log-prior bias would lower the "
              f"initial loss by up to {saving:.2g} (from ln C toward the entropy {c['entropy']:.2g})",
              "with torch.no_grad(): output_layer.bias.copy_(torch.log(counts / counts.sum()))")

@@ -2,6 +2,7 @@
 family, measures what a hand computation gives, and leaves the model exactly as it was."""
 
 import math
+import re
 import statistics
 
 import pytest
@@ -404,6 +405,20 @@ def test_report_prints_as_a_table_and_holds_plain_data(batch):
     assert html.startswith("<table>") and html.count("<tr>") == 4 and "every weight is 0" in html
     he = diagnose(init_model(mlp([64, 32, 10]), "kaiming_normal", seed=0), *batch)
     assert f"{he.rows[0]['out_std']:.3g}" in str(he) and f"{he.rows[0]['out_std']:.6f}" not in str(he)
+    findings = text[text.index(next(line for line in text if line.endswith("findings:"))) + 1:]
+    assert findings and all(len(line) <= 100 for line in findings)             # wrapped for a terminal
+
+
+def test_weights_off_every_scheme_are_reported_with_their_range():
+    from lessonlib.architectures import TinyTransformer, gpt2_init, lookup_task
+    torch.manual_seed(0)
+    model = TinyTransformer()
+    gpt2_init(model)
+    task = lookup_task()
+    off = next(f for f in diagnose(model, task.X_test[:64], task.y_test[:64]).findings if f.kind == "no_scheme")
+    residual = 0.02 / math.sqrt(2 * len(model.layers))             # GPT-2's residual projections
+    low, high = map(float, re.match(r"weight std ([\d.]+) to ([\d.]+) is", off.message).groups())
+    assert 0.9 * residual < low < high < 1.1 * residual               # not the 0.02 of the in-projections
 
 
 def test_plot_shows_both_signals_and_marks_flagged_layers(batch):

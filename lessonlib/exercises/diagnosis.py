@@ -14,7 +14,7 @@ have learned anything (:math:`Wx \approx 0`), :math:`p_k = e^{b_k}/\sum_j e^{b_j
 :math:`b_k = \log \pi_k + c` with the class priors :math:`\pi` (any constant :math:`c`) makes that
 prediction the priors, and the loss at step 0 the priors' entropy
 :math:`H(\pi) = -\sum_k \pi_k \log \pi_k`, not :math:`\ln C`. :func:`check_prior_bias` runs a
-learner's ``prior_bias(targets, n_classes)`` and names the usual slips.
+learner's ``log_prior_bias(targets, n_classes)`` and names the usual slips.
 """
 
 import math
@@ -123,7 +123,7 @@ def check_prior_bias(candidate, *, verbose: bool = True) -> bool:
     every answer matches the priors to 1e-6.
     """
     if not callable(candidate):
-        raise ValueError(f"check_prior_bias needs a function prior_bias(targets, n_classes). "
+        raise ValueError(f"check_prior_bias needs a function log_prior_bias(targets, n_classes). "
                          f"Got {type(candidate).__name__} instead.")
     answers, priors = {}, {}
     for counts in PRIOR_CASES:
@@ -132,7 +132,7 @@ def check_prior_bias(candidate, *, verbose: bool = True) -> bool:
         try:
             bias = torch.as_tensor(candidate(targets, len(counts))).detach().double().flatten()
         except Exception as error:  # the learner's code: report, do not crash
-            return _report(f"prior_bias for counts {counts} raised {type(error).__name__}: {error}", "", verbose)
+            return _report(f"log_prior_bias for counts {counts} raised {type(error).__name__}: {error}", "", verbose)
         if bias.numel() != len(counts):
             return _report(f"for counts {counts} your bias has {bias.numel()} entries; expected one per "
                            f"class, {len(counts)}.", "", verbose)
