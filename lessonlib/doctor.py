@@ -39,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from .probes import dead_fraction, saturated_fraction
@@ -179,12 +180,12 @@ class Report:
         return (f"<table>{row(head, 'th')}{''.join(row(b, 'td') for b in body)}</table>"
                 f"<p>{len(self.findings)} findings</p><ul>{items}</ul>")
 
-    def plot(self) -> Figure:
+    def plot(self, ax=None) -> Figure:
         """Forward and backward std per layer on a log axis; layers with an error or warning marked.
 
-        Returns a :class:`matplotlib.figure.Figure`, which shows when it ends a notebook cell."""
-        fig = Figure(figsize=(7, 4))
-        ax = fig.subplots()
+        Draws into ``ax`` if given, else into a new pyplot figure (shown by ``plt.show()`` or at the
+        end of a notebook cell); returns the figure."""
+        fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 4))
         rows = [r for r in self.rows if r["status"] == "ok"]
         std = {k: np.array([r[k] or np.nan for r in rows], float) for k in ("out_std", "grad_std")}
         ax.plot(std["out_std"], "o-", ms=4, label="forward: std of the layer's output")

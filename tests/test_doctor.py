@@ -5,6 +5,7 @@ import math
 import re
 import statistics
 
+import matplotlib.pyplot as plt
 import pytest
 import torch
 import torch.nn as nn
@@ -436,3 +437,7 @@ def test_plot_shows_both_signals_and_marks_flagged_layers(batch):
     assert len(flagged.get_xdata()) == 2 * len(report.rows)
     clean = diagnose(init_model(mlp(DEEP, "relu"), "kaiming_normal", seed=0), *batch).plot().axes[0]
     assert len(clean.get_lines()[2].get_xdata()) == 0 and "no problem" in clean.get_title()
+    assert plt.fignum_exists(fig.number)           # a pyplot figure: plt.show() and a notebook show it
+    given = plt.subplots()[1]
+    assert report.plot(ax=given) is given.figure and given.get_yscale() == "log"
+    plt.close("all")

@@ -2,8 +2,10 @@
 
 import math
 
+import mpmath
 import numpy as np
 import pytest
+import scipy.special
 import torch
 import torch.nn.functional as F
 
@@ -20,6 +22,71 @@ def test_closed_forms():
     assert np.allclose(predict_forward([100] * 6, 1 / 100, "relu"), [1, 0.5, 0.25, 0.125, 0.0625])
     assert np.allclose(predict_forward([100] * 4, 1 / 100, "linear"), 1.0)
     assert np.allclose(predict_backward([100] * 6, 2 / 100, "relu"), 1.0)
+
+
+VARIANCES = [float(q) for q in np.logspace(-4, 4, 9)]          # every q the course uses lies in this range
+ERF_SLOPE = lambda z: 2 / math.sqrt(math.pi) * np.exp(-z ** 2)
+
+
+@pytest.mark.parametrize("q", VARIANCES)
+def test_gaussian_expectation_against_closed_forms(q):
+    closed = {                                                  # E[fn(z)], z ~ N(0, q)
+        "z^2": (lambda z: z ** 2, q),
+        "relu^2": (lambda z: np.maximum(z, 0) ** 2, q / 2),
+        "erf^2": (lambda z: scipy.special.erf(z) ** 2, 2 / math.pi * math.asin(2 * q / (1 + 2 * q))),
+        "erf'^2": (lambda z: ERF_SLOPE(z) ** 2, 4 / math.pi / math.sqrt(1 + 4 * q)),
+        "exp(-z^2/2)": (lambda z: np.exp(-z ** 2 / 2), 1 / math.sqrt(1 + q)),
+    }
+    for name, (fn, exact) in closed.items():
+        assert gaussian_expectation(fn, q) == pytest.approx(exact, rel=1e-4, abs=1e-10), name
+
+
+def _high_precision(f, q):
+    """E[f(z)], z ~ N(0, q), with mpmath at 30 digits, split where the integrand changes scale."""
+    mpmath.mp.dps = 30
+    s = mpmath.sqrt(q)
+    density = lambda u: f(u) * mpmath.exp(-u * u / (2 * q)) / mpmath.sqrt(2 * mpmath.pi * q)
+    points = sorted({-40 * s, -s, -1, 0, 1, s, 40 * s} if q > 1 else {-40 * s, -s, 0, s, 40 * s})
+    return float(mpmath.quad(density, points))
+
+
+SMOOTH_UNITS = {
+    "tanh^2": (lambda z: np.tanh(z) ** 2, lambda u: mpmath.tanh(u) ** 2),
+    "tanh'^2": (lambda z: (1 - np.tanh(z) ** 2) ** 2, lambda u: (1 - mpmath.tanh(u) ** 2) ** 2),
+    "sigmoid^2": (lambda z: (0.5 * (1 + np.tanh(z / 2))) ** 2, lambda u: 1 / (1 + mpmath.exp(-u)) ** 2),
+    "sigmoid'^2": (lambda z: (0.25 * (1 - np.tanh(z / 2) ** 2)) ** 2, lambda u: (0.25 / mpmath.cosh(u / 2) ** 2) ** 2),
+}
+
+
+@pytest.mark.parametrize("q", [1e-4, 0.1, 1.0, 17.6, 512.0, 1e4])
+def test_gaussian_expectation_of_the_smooth_units_against_high_precision(q):
+    for name, (fn, exact) in SMOOTH_UNITS.items():
+        assert gaussian_expectation(fn, q) == pytest.approx(_high_precision(exact, q), rel=1e-4), name
+
+
+def test_gaussian_expectation_resolves_the_narrow_centre_of_saturated_units():
+    # a fixed Gauss-Hermite rule gave 0.876 and 0.124 here
+    assert gaussian_expectation(lambda z: np.tanh(z) ** 2, 512.0) == pytest.approx(0.9648, abs=1e-4)
+    assert gaussian_expectation(lambda z: (1 - np.tanh(z) ** 2) ** 2, 512.0) == pytest.approx(0.02350, abs=1e-5)
+    assert gaussian_expectation(np.cos, 0.0) == 1.0
+    for bad in (-1.0, math.nan, math.inf, True):
+        with pytest.raises(ValueError, match="'q' parameter must be a variance"):
+            gaussian_expectation(np.tanh, bad)
+
+
+def test_predictions_for_saturated_tanh_agree_with_a_high_precision_recursion():
+    # 10 tanh layers of width 500 from N(0, 1): chi = 500, deep in saturation
+    widths, var = [500] * 11, 1.0
+    q, exact_q, moment = predict_forward(widths, var, "tanh"), [], 1.0
+    for _ in range(10):
+        exact_q.append(500 * var * moment)
+        moment = _high_precision(lambda u: mpmath.tanh(u) ** 2, exact_q[-1])
+    assert q == pytest.approx(exact_q, rel=1e-4)
+    g, exact_g = predict_backward(widths, var, "tanh"), [1.0]
+    for layer in range(9, 0, -1):
+        slope = _high_precision(lambda u: (1 - mpmath.tanh(u) ** 2) ** 2, exact_q[layer - 1])
+        exact_g.insert(0, slope * 500 * var * exact_g[0])
+    assert g == pytest.approx(exact_g, rel=1e-4)
 
 
 @pytest.mark.parametrize("a", [0.0, 0.01, 0.2, 0.5, 1.0])
@@ -118,7 +185,7 @@ def test_sigmoid_fixed_point_and_gradient_factor_under_uniform_pm1():
     assert math.sqrt(gradient_factor("sigmoid", chi, q)) == pytest.approx(0.808, abs=0.002)
     assert math.sqrt(chi / 16) > 1.6                                   # the slope bound alone: growth
     assert gradient_factor("sigmoid", chi, 0.0) == pytest.approx(chi / 16)
-    assert math.sqrt(fixed_point("tanh", chi)) == pytest.approx(6.04, abs=0.01)
+    assert math.sqrt(fixed_point("tanh", chi)) == pytest.approx(6.094, abs=0.002)
     assert fixed_point("tanh", 0.5) < 1e-6                             # chi < 1: the tanh signal dies
 
 
