@@ -35,6 +35,7 @@ initialization (biases zero); at finite width it is an average the measurement s
 """
 
 import math
+import numbers
 
 import numpy as np
 
@@ -70,11 +71,14 @@ def gaussian_expectation(fn, q: float) -> float:
     For a large variance the slope of tanh or the sigmoid is non-zero only on a narrow centre,
     :math:`|x| \lesssim 3/\sqrt q`, which a fixed Gauss-Hermite rule steps over (at :math:`q = 512`
     it gives 0.12 for :math:`\mathbb{E}[\tanh'(z)^2]`, exactly 0.0235); here the first panel covers
-    it. A kink at 0 (ReLU) falls on a panel edge. Accurate to about :math:`10^{-10}` relative for
-    :math:`10^{-4} \le q \le 10^{4}` on the course's units (the tests compare closed forms and
-    high-precision integrals). ``fn`` takes and returns NumPy arrays; ``q = 0`` gives ``fn(0)``.
+    it. A kink at 0 (ReLU) falls on a panel edge. Accurate to about :math:`10^{-14}` relative for
+    :math:`10^{-4} \le q \le 10^{4}` (and beyond) on the course's units (the tests compare closed
+    forms and 30-digit integrals to :math:`10^{-4}`), with 240 to about 600 evaluations of ``fn``,
+    well under a millisecond. ``fn`` takes and returns NumPy arrays: it is called twice, on the
+    positive nodes :math:`z` and on :math:`-z`. ``q = 0`` gives ``fn(0)``; a negative, NaN or
+    infinite ``q`` raises a ``ValueError``.
     """
-    if not isinstance(q, (int, float, np.floating)) or isinstance(q, bool) or not math.isfinite(q) or q < 0:
+    if not isinstance(q, numbers.Real) or isinstance(q, bool) or not math.isfinite(q) or q < 0:
         raise ValueError(f"The 'q' parameter must be a variance: a float in the range [0, inf). Got {q!r} instead.")
     if q == 0:
         return float(np.asarray(fn(np.zeros(1)))[0])

@@ -17,6 +17,7 @@ import threading
 from urllib.parse import urlsplit
 
 import pytest
+from bs4 import BeautifulSoup
 
 from booksite import expected_glue_texts, markdown_of, toc_pages
 
@@ -210,9 +211,25 @@ def test_page_renders_offline_and_complete(docname, visit, artifacts):
         page.screenshot(path=str(path))
         print(f"screenshot: {path}")
 
+    if "{solution}" in markdown_of(docname):
+        check_solutions_are_hidden_until_clicked(page, docname)
+
     assert not v.errors, f"{docname}: console errors from the book's own assets: {v.errors}"
     assert v.external_hosts <= EXTERNAL_HOSTS_ALLOWED, \
         f"{docname}: requests to hosts outside the allow-list: {sorted(v.external_hosts)}"
+
+
+def check_solutions_are_hidden_until_clicked(page, docname):
+    """Every solution of the page is folded away and opens on a click (last: it changes the page)."""
+    solutions = page.locator("div.solution")
+    assert solutions.count() > 0, f"{docname}: no solution on the page"
+    for i in range(solutions.count()):
+        solution = solutions.nth(i)
+        body = solution.locator("section").first
+        assert not body.is_visible(), f"{docname}: solution {i + 1} is shown before a click"
+        solution.locator("button.toggle-button").first.click()
+        body.wait_for(state="visible", timeout=5_000)
+        assert body.is_visible(), f"{docname}: solution {i + 1} stays hidden after a click"
 
 
 def test_page_checks_catch_raw_tex_backslashes_and_wide_tables(visit):
@@ -239,27 +256,23 @@ def test_zero_init_chapter_shows_the_articles_accuracy(visit):
     assert "7.78" in page.evaluate("document.body.textContent")
 
 
-@pytest.mark.parametrize("docname", [d for d in PAGES if "{solution}" in markdown_of(d)])
-def test_solutions_are_hidden_until_clicked(docname, visit):
-    page = visit().open(docname)
-    solutions = page.locator("div.solution")
-    assert solutions.count() > 0, f"{docname}: no solution on the page"
-    for i in range(solutions.count()):
-        solution = solutions.nth(i)
-        body = solution.locator("section").first
-        assert not body.is_visible(), f"{docname}: solution {i + 1} is shown before a click"
-        solution.locator("button.toggle-button").first.click()
-        body.wait_for(state="visible", timeout=5_000)
-        assert body.is_visible(), f"{docname}: solution {i + 1} stays hidden after a click"
-
-
-@pytest.mark.parametrize("index", range(len(PAGES) - 1), ids=lambda i: PAGES[i])
-def test_next_and_previous_follow_the_toc(index, visit, site):
-    page = visit().open(PAGES[index])
+def test_next_and_previous_follow_the_toc(html, visit, site):
+    """Every page's "next" and "previous" links point to its neighbours in the table of contents,
+    and clicking them moves there."""
+    for i, docname in enumerate(PAGES):
+        links = {a.get("class")[0]: a.get("href") for a in
+                 BeautifulSoup((html / f"{docname}.html").read_text(), "html.parser").select("a.right-next, a.left-prev")}
+        here = (html / docname).parent
+        target = lambda link: link in links and (here / links[link]).resolve().relative_to(html.resolve()).with_suffix("").as_posix()
+        if i + 1 < len(PAGES):
+            assert target("right-next") == PAGES[i + 1], f"{docname}: 'next' goes to {links.get('right-next')}"
+        if i > 0:
+            assert target("left-prev") == PAGES[i - 1], f"{docname}: 'previous' goes to {links.get('left-prev')}"
+    page = visit().open(PAGES[0])
     page.locator("a.right-next").first.click()
-    page.wait_for_url(f"{site}/{PAGES[index + 1]}.html*")
+    page.wait_for_url(f"{site}/{PAGES[1]}.html*")
     page.locator("a.left-prev").first.click()
-    page.wait_for_url(f"{site}/{PAGES[index]}.html*")
+    page.wait_for_url(f"{site}/{PAGES[0]}.html*")
 
 
 def test_dark_theme_screenshot(visit, artifacts):

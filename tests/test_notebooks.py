@@ -70,8 +70,9 @@ def single_thread_runs():
     A one-thread run uses one core, so on a 2-core machine two of them side by side take the time
     of one; the two-thread runs go one at a time, in their own tests.
     """
+    longest_first = sorted(NOTEBOOKS, key=lambda notebook: -notebook.stat().st_size)   # a short one ends the run
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-        return dict(zip(NOTEBOOKS, pool.map(lambda notebook: run_nbval(notebook, 1, NARROW_KERNELS), NOTEBOOKS)))
+        return dict(zip(longest_first, pool.map(lambda nb: run_nbval(nb, 1, NARROW_KERNELS), longest_first)))
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)

@@ -41,13 +41,19 @@ def test_gaussian_expectation_against_closed_forms(q):
         assert gaussian_expectation(fn, q) == pytest.approx(exact, rel=1e-4, abs=1e-10), name
 
 
-def _high_precision(f, q):
-    """E[f(z)], z ~ N(0, q), with mpmath at 30 digits, split where the integrand changes scale."""
+def _high_precision_mp(f, q):
+    """E[f(z)], z ~ N(0, q), as an mpmath number at 30 digits, split where the integrand changes
+    scale (at 0, at |z| = 1 where tanh and the sigmoid bend, at one standard deviation)."""
     mpmath.mp.dps = 30
+    q = mpmath.mpf(q)
     s = mpmath.sqrt(q)
     density = lambda u: f(u) * mpmath.exp(-u * u / (2 * q)) / mpmath.sqrt(2 * mpmath.pi * q)
     points = sorted({-40 * s, -s, -1, 0, 1, s, 40 * s} if q > 1 else {-40 * s, -s, 0, s, 40 * s})
-    return float(mpmath.quad(density, points))
+    return mpmath.quad(density, points)
+
+
+def _high_precision(f, q):
+    return float(_high_precision_mp(f, q))
 
 
 SMOOTH_UNITS = {
@@ -69,24 +75,74 @@ def test_gaussian_expectation_resolves_the_narrow_centre_of_saturated_units():
     assert gaussian_expectation(lambda z: np.tanh(z) ** 2, 512.0) == pytest.approx(0.9648, abs=1e-4)
     assert gaussian_expectation(lambda z: (1 - np.tanh(z) ** 2) ** 2, 512.0) == pytest.approx(0.02350, abs=1e-5)
     assert gaussian_expectation(np.cos, 0.0) == 1.0
-    for bad in (-1.0, math.nan, math.inf, True):
-        with pytest.raises(ValueError, match="'q' parameter must be a variance"):
+    assert gaussian_expectation(lambda z: z ** 2, np.int64(3)) == pytest.approx(3.0)     # any real number
+    assert gaussian_expectation(lambda z: z ** 2, np.float32(3)) == pytest.approx(3.0)
+    for bad in (-1.0, -1e-300, math.nan, math.inf, -math.inf, True, "1.0", None):
+        with pytest.raises(ValueError, match=r"'q' parameter must be a variance: a float in the range \[0, inf\)"):
             gaussian_expectation(np.tanh, bad)
 
 
-def test_predictions_for_saturated_tanh_agree_with_a_high_precision_recursion():
-    # 10 tanh layers of width 500 from N(0, 1): chi = 500, deep in saturation
+EXACT_UNITS = {                                              # f(u)^2 and f'(u)^2 for mpmath
+    "tanh": (lambda u: mpmath.tanh(u) ** 2, lambda u: mpmath.sech(u) ** 4),
+    "sigmoid": (lambda u: 1 / (1 + mpmath.exp(-u)) ** 2, lambda u: (mpmath.sech(u / 2) ** 2 / 4) ** 2),
+}
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
+def test_predictions_for_saturated_units_agree_with_a_high_precision_recursion(activation):
+    # 10 layers of width 500 from N(0, 1): chi = 500, deep in saturation (the lab's predicted tanh
+    # gradient was 10^7 times the measurement when the quadrature missed the centre of tanh')
+    square, slope_square = EXACT_UNITS[activation]
     widths, var = [500] * 11, 1.0
-    q, exact_q, moment = predict_forward(widths, var, "tanh"), [], 1.0
+    q, exact_q, moment = predict_forward(widths, var, activation), [], 1.0
     for _ in range(10):
         exact_q.append(500 * var * moment)
-        moment = _high_precision(lambda u: mpmath.tanh(u) ** 2, exact_q[-1])
+        moment = _high_precision(square, exact_q[-1])
     assert q == pytest.approx(exact_q, rel=1e-4)
-    g, exact_g = predict_backward(widths, var, "tanh"), [1.0]
+    g, exact_g = predict_backward(widths, var, activation), [1.0]
     for layer in range(9, 0, -1):
-        slope = _high_precision(lambda u: (1 - mpmath.tanh(u) ** 2) ** 2, exact_q[layer - 1])
+        slope = _high_precision(slope_square, exact_q[layer - 1])
         exact_g.insert(0, slope * 500 * var * exact_g[0])
     assert g == pytest.approx(exact_g, rel=1e-4)
+
+
+def _exact_fixed_point(activation, chi):
+    """q* = chi E[f(z)^2], z ~ N(0, q*), solved with mpmath at 30 digits."""
+    square, _ = EXACT_UNITS[activation]
+    mpmath.mp.dps = 30
+    chi = mpmath.mpf(chi)
+    return mpmath.findroot(lambda q: q - chi * _high_precision_mp(square, q), 0.9 * chi, tol=1e-24)
+
+
+@pytest.mark.parametrize("activation, width, weight_var, printed_q, printed_std, printed_factor", [
+    ("tanh", 128, 1 / 3, "37.1", "6.09", "1.93"),     # chapter 4: U(-1, 1) at width 128, chi = 128/3
+    ("tanh", 256, 1.0, "243", "15.6", "2.95"),        # chapter 10: N(0, 1) at width 256 (its "predicted 15.6";
+                                                      # the fixed Gauss-Hermite rule gave 15)
+    ("sigmoid", 128, 1 / 3, "17.6", "4.19", "0.81"),  # chapter 4: the sigmoid under U(-1, 1)
+])
+def test_fixed_point_and_gradient_factor_against_high_precision(activation, width, weight_var, printed_q, printed_std,
+                                                                printed_factor):
+    from lessonlib.theory import fixed_point, gradient_factor
+    _, slope_square = EXACT_UNITS[activation]
+    chi = width * weight_var
+    exact = _exact_fixed_point(activation, chi)
+    q = fixed_point(activation, chi)
+    assert q == pytest.approx(float(exact), rel=1e-9)
+    assert (f"{q:.3g}", f"{math.sqrt(q):.3g}") == (printed_q, printed_std)            # as the chapters print them
+    exact_factor = float(chi * _high_precision_mp(slope_square, exact))
+    assert gradient_factor(activation, chi, q) == pytest.approx(exact_factor, rel=1e-8)
+    assert f"{math.sqrt(gradient_factor(activation, chi, q)):.2f}" == printed_factor   # the RMS factor per layer
+    # a deep stack of such layers settles there: what the lab predicts for layers 10 to 50
+    settled = np.sqrt(predict_forward([width] * 52, weight_var, activation))[9:50]
+    assert settled == pytest.approx(math.sqrt(float(exact)), rel=1e-8)
+
+
+@pytest.mark.parametrize("q", [0.5, 17.6, 512.0, 1e4])
+def test_gradient_factor_of_saturated_units_against_high_precision(q):
+    from lessonlib.theory import gradient_factor
+    for activation, (_, slope_square) in EXACT_UNITS.items():
+        assert gradient_factor(activation, 2.0, q) == pytest.approx(2.0 * _high_precision(slope_square, q), rel=1e-6)
+    assert gradient_factor("tanh", 3.0, 0.0) == pytest.approx(3.0)           # tanh'(0) = 1
 
 
 @pytest.mark.parametrize("a", [0.0, 0.01, 0.2, 0.5, 1.0])
