@@ -42,6 +42,7 @@ import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from .models import EXPECTS
 from .probes import dead_fraction, saturated_fraction
 from .schemes import fans, gain
 
@@ -269,15 +270,6 @@ def _layers(model) -> list:
         if any(p is not None for p in m._parameters.values()) or isinstance(m, nn.MultiheadAttention):
             out.append((name, m, next((k for t, k in KINDS.items() if isinstance(m, t)), "other")))
     return out
-
-
-EXPECTS = {
-    nn.Linear: lambda m: f"(batch, ..., {m.in_features})",
-    nn.modules.conv._ConvNd: lambda m: f"(batch, {m.in_channels}{', size' * len(m.kernel_size)})",
-    nn.Embedding: lambda m: f"integer ids in [0, {m.num_embeddings})",
-    nn.RNNBase: lambda m: f"({'batch, seq' if m.batch_first else 'seq, batch'}, {m.input_size})",
-    nn.MultiheadAttention: lambda m: f"({'batch, seq' if m.batch_first else 'seq, batch'}, {m.embed_dim})",
-}
 
 
 def _describe_misfit(inputs, entered, active, err) -> str:

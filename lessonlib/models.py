@@ -136,8 +136,11 @@ EXPECTS = {
     nn.Embedding: lambda m: f"integer ids in [0, {m.num_embeddings}), a batch of dtype torch.long",
     nn.RNNBase: lambda m: f"{m.input_size} features per step, a batch of shape "
                           f"({'examples, steps' if m.batch_first else 'steps, examples'}, {m.input_size})",
+    nn.MultiheadAttention: lambda m: f"{m.embed_dim} features per position, a batch of shape "
+                                     f"({'examples, positions' if m.batch_first else 'positions, examples'}, "
+                                     f"{m.embed_dim})",
 }
-"""What the first layer of a model expects, by type: the words of the error :func:`check_batch` raises."""
+"""What a layer expects, by type: the words of the errors of :func:`check_batch` and of the doctor."""
 
 
 def first_layer(model: nn.Module) -> tuple[str, nn.Module] | None:

@@ -296,14 +296,14 @@ def test_clear_errors_for_bad_input():
     with pytest.raises(ValueError, match="ReLU has no parameters"):
         diagnose(nn.ReLU(), x)
     with pytest.raises(ValueError, match=r"inputs of shape \[\(10, 3\)\]; the first layer 'fc1' \(Linear\) "
-                                         r"expects \(batch, \.\.\., 64\)\. PyTorch says") as err:
+                                         r"expects 64 input features, a batch of shape \(examples, 64\)\. PyTorch says") as err:
         diagnose(DigitNN(), torch.randn(10, 3))
     assert isinstance(err.value.__cause__, RuntimeError)
-    with pytest.raises(ValueError, match=r"first layer '0' \(Linear\) expects \(batch, \.\.\., 4\); "
+    with pytest.raises(ValueError, match=r"first layer '0' \(Linear\) expects 4 input features, .*; "
                                          r"layer '1' \(Linear\) got \[\(10, 8\)\] and expects "
-                                         r"\(batch, \.\.\., 5\)"):
+                                         r"5 input features, a batch of shape \(examples, 5\)"):
         diagnose(nn.Sequential(nn.Linear(4, 8), nn.Linear(5, 2)), torch.randn(10, 4))
-    with pytest.raises(ValueError, match=r"expects \(batch, 1, size, size\)"):
+    with pytest.raises(ValueError, match=r"expects 1 input channels, a batch of shape \(examples, 1, size, size\)"):
         diagnose(conv_net(), torch.randn(10, 3, 8, 8))
     with pytest.raises(ValueError, match=r"expects integer ids in \[0, 10\)"):
         diagnose(nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(8, 2)), torch.tensor([[1, 20]]))
