@@ -168,6 +168,86 @@ def page_problems(page) -> dict:
     return page.evaluate(PAGE_PROBLEMS_JS)
 
 
+# axe-core (bundled by the pinned axe-playwright-python) on every page: no violation of impact
+# "serious" or "critical", and no "moderate" one except these, which the theme causes:
+AXE_ACCEPTED_MODERATE = {
+    # pydata-sphinx-theme puts the first item of its primary sidebar (the search button's slot)
+    # outside any landmark. The book's own content is all inside <main>; the theme is pinned.
+    "region": ".sidebar-primary-item",
+}
+
+# Code cells: each token kind of a code block has one colour, so a page keeps one span per
+# (colour, background, weight, style) and the other spans of that kind become plain text (in the
+# block's own colour, which axe also checks). axe then checks every colour pair of the code at the
+# cost of a few spans instead of thousands.
+ONE_SPAN_PER_CODE_COLOUR_JS = r"""() => {
+  const spans = Array.from(document.querySelectorAll('.highlight pre span')).filter(s => !s.children.length);
+  const keys = spans.map(span => { const style = getComputedStyle(span);
+    return [style.color, style.backgroundColor, style.fontWeight, style.fontStyle].join('|'); });
+  const seen = new Set();
+  spans.forEach((span, i) => {
+    if (seen.has(keys[i])) span.replaceWith(span.textContent); else seen.add(keys[i]);
+  });
+}"""
+
+
+def accessibility_problems(page) -> list[str]:
+    """axe-core's violations on ``page`` that are serious, critical, or moderate and not accepted
+    (ONE_SPAN_PER_CODE_COLOUR_JS changes the code blocks' markup, so run it after other checks)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    page.evaluate(ONE_SPAN_PER_CODE_COLOUR_JS)
+    problems = []
+    for violation in Axe().run(page).response["violations"]:
+        targets = [" ".join(map(str, node["target"])) for node in violation["nodes"]]
+        if violation["impact"] == "minor":
+            continue
+        accepted = AXE_ACCEPTED_MODERATE.get(violation["id"])
+        if violation["impact"] == "moderate" and accepted and all(accepted in t for t in targets):
+            continue
+        problems.append(f"{violation['id']} ({violation['impact']}): {violation['help']} at {targets[:5]}")
+    return problems
+
+
+PHONE = {"width": 390, "height": 844}
+
+# At a phone's width, whatever of the article sticks out of the screen and is not inside a box of
+# its own that scrolls sideways (wide tables, code and display math may scroll in their box).
+OFF_SCREEN_AT_THIS_WIDTH_JS = r"""() => {
+  const width = document.documentElement.clientWidth;
+  const found = [];
+  const root = document.documentElement;
+  if (root.scrollWidth > width + 1) found.push(`the page scrolls sideways: ${root.scrollWidth} px wide`);
+  const fits = r => r.left >= -1 && r.right <= width + 1;
+  const selector = 'p, li, dt, dd, h1, h2, h3, h4, img, figure, table, pre, .cell_output, .admonition, mjx-container';
+  for (const el of document.querySelector('article').querySelectorAll(selector)) {
+    const rect = el.getBoundingClientRect();
+    if (rect.width === 0 || fits(rect)) continue;
+    let box = el.parentElement, scrolls = false;
+    for (; box && box !== document.body; box = box.parentElement) {
+      const overflow = getComputedStyle(box).overflowX;
+      if ((overflow === 'auto' || overflow === 'scroll') && fits(box.getBoundingClientRect())) { scrolls = true; break; }
+    }
+    if (!scrolls) {
+      const what = el.tagName.toLowerCase() + (el.className && typeof el.className === 'string' ? '.' + el.className.split(' ')[0] : '');
+      found.push(`${what} from ${Math.round(rect.left)} to ${Math.round(rect.right)} px: "${el.textContent.trim().slice(0, 50)}"`);
+    }
+  }
+  return found;
+}"""
+
+
+def off_screen_on_a_phone(page) -> list[str]:
+    """OFF_SCREEN_AT_THIS_WIDTH_JS with ``page`` resized to a phone's 390 px (and back)."""
+    size = page.viewport_size
+    page.set_viewport_size(PHONE)
+    try:
+        page.wait_for_function("() => document.documentElement.clientWidth <= 390")
+        return page.evaluate(OFF_SCREEN_AT_THIS_WIDTH_JS)
+    finally:
+        page.set_viewport_size(size)
+
+
 def normalized(text):
     return re.sub(r"\s+", " ", text)
 
@@ -211,6 +291,16 @@ def test_page_renders_offline_and_complete(docname, visit, artifacts):
         page.screenshot(path=str(path))
         print(f"screenshot: {path}")
 
+    off_screen = off_screen_on_a_phone(page)
+    assert not off_screen, f"{docname}: at {PHONE['width']} px, sticking out of the screen: {off_screen}"
+
+    # axe's CSS loader resolves the theme's `@import "../basic.css"` against the page, not the
+    # stylesheet, and asks for a file that does not exist: its requests are not the book's.
+    errors_before_axe = len(v.errors)
+    accessibility = accessibility_problems(page)
+    del v.errors[errors_before_axe:]
+    assert not accessibility, f"{docname}: axe-core finds {accessibility}"
+
     if "{solution}" in markdown_of(docname):
         check_solutions_are_hidden_until_clicked(page, docname)
 
@@ -249,6 +339,35 @@ def test_page_checks_catch_raw_tex_backslashes_and_wide_tables(visit):
     assert problems["errors"] == [r"a^b^c"], problems
     assert len(problems["raw"]) == 1 and "sqrt{2/n}" in problems["raw"][0], problems
     assert len(problems["tables"]) == 1, problems
+
+
+def test_phone_and_accessibility_checks_catch_what_they_look_for(visit):
+    """A page that fits and passes axe fails both checks once given a wide figure, an image
+    without alt text and low-contrast text; a wide table in its own scrolling box is allowed."""
+    page = visit().open("glossary")
+    assert off_screen_on_a_phone(page) == [] and accessibility_problems(page) == []
+    page.evaluate("""() => {
+        const article = document.querySelector('article');
+        const scroller = document.createElement('div');
+        scroller.style.overflowX = 'auto';
+        scroller.innerHTML = '<table><tr><td style="white-space: nowrap">' + 'wide '.repeat(200) + '</td></tr></table>';
+        article.append(scroller);
+    }""")
+    assert off_screen_on_a_phone(page) == []
+    page.evaluate("""() => {
+        const article = document.querySelector('article');
+        const img = document.createElement('img');
+        img.src = '../_static/wide.png'; img.style.width = '800px'; img.style.maxWidth = 'none'; img.style.height = '10px';
+        article.append(img);
+        const p = document.createElement('p');
+        p.style.color = '#ddd'; p.textContent = 'Pale text on a white page.';
+        article.append(p);
+    }""")
+    off_screen = off_screen_on_a_phone(page)
+    assert any(problem.startswith("img") for problem in off_screen), off_screen
+    problems = accessibility_problems(page)
+    assert any(p.startswith("image-alt (critical)") for p in problems), problems
+    assert any(p.startswith("color-contrast (serious)") for p in problems), problems
 
 
 def test_zero_init_chapter_shows_the_articles_accuracy(visit):
