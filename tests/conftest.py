@@ -42,3 +42,13 @@ def artifacts() -> Path:
     """Folder for screenshots (git-ignored), kept after the run so a person can look at them."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def student_course(tmp_path_factory) -> Path:
+    """The student notebooks' course folder, written by the README's command once per session."""
+    out = tmp_path_factory.mktemp("student_notebooks") / "course"
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "student_notebooks.py"), str(out)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out

@@ -4,9 +4,11 @@ import re
 from pathlib import Path
 
 import yaml
+from bs4 import BeautifulSoup
 from PIL import Image
 
 from booksite import ROOT, expected_glue_texts, toc_pages
+from lessonlib.alt_text import LOOKS_LIKE_A_FILE, check_alt
 
 # The `html` fixture (the instructor edition, built once per session) is in conftest.py.
 
@@ -67,6 +69,23 @@ def test_figures_have_an_opaque_white_background(html):
         corners = [image.getpixel(xy)[:3] for xy in
                    [(0, 0), (width - 1, 0), (0, height - 1), (width - 1, height - 1)]]
         assert all(min(c) >= 240 for c in corners), f"{path.name}: corners {corners} are not white"
+
+
+def test_every_image_has_an_alt_text_in_words(html):
+    """A screen reader announces an image by its alt text: no image of any page is announced by
+    its file name or path, and every lesson figure says what it shows (lessonlib.alt_text)."""
+    figures = 0
+    for docname in toc_pages():
+        soup = BeautifulSoup((html / f"{docname}.html").read_text(), "html.parser")
+        for img in soup.find_all("img"):
+            alt = img.get("alt", "")
+            where = f"{docname}: <img src={img.get('src')!r} alt={alt!r}>"
+            assert alt.strip(), f"{where} has no alt text"
+            assert not LOOKS_LIKE_A_FILE.search(alt), f"{where}: the alt text is a file name"
+            if "_images/" in img.get("src", ""):
+                figures += 1
+                assert check_alt(alt) == alt, where
+    assert figures >= 60, f"only {figures} lesson figures found"
 
 
 def test_colab_install_line_names_the_repository_of_the_config():

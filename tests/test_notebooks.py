@@ -45,6 +45,22 @@ def test_notebook_stores_no_widget_state(notebook):
         f"ClearMetadataPreprocessor options drop it")
 
 
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_figure_says_what_it_shows(notebook):
+    """Each figure is shown with lessonlib.alt_text.show: its alt text is the output's text (which
+    nbval compares) and its image metadata (which the book's renderer puts into <img alt>)."""
+    from lessonlib.alt_text import check_alt
+
+    cells = json.loads(notebook.read_text())["cells"]
+    figures = [(i, output) for i, cell in enumerate(cells) for output in cell.get("outputs", [])
+               if "image/png" in output.get("data", {})]
+    for i, output in figures:
+        alt = output.get("metadata", {}).get("image/png", {}).get("alt")
+        assert alt, f"{notebook.name}, cell {i}: a figure without alt text (show it with show(alt))"
+        assert check_alt(alt) == alt
+        assert "".join(output["data"]["text/plain"]) == alt, f"{notebook.name}, cell {i}"
+
+
 # The narrowest kernels of an x86 CPU: another summation order than its own (AVX2 or AVX-512).
 # Elsewhere (an ARM CPU) the CPU's own kernels.
 NARROW_KERNELS = ({"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
@@ -52,31 +68,41 @@ NARROW_KERNELS = ({"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": 
                   if platform.machine().lower() in {"x86_64", "amd64"} else {})
 
 
-def run_nbval(notebook: Path, threads: int, kernels: dict | None = None) -> subprocess.CompletedProcess:
-    """Re-execute ``notebook`` in a fresh kernel with ``threads`` torch threads (and the environment
-    ``kernels``) and compare outputs."""
+def run_nbval(notebook: Path, threads: int, kernels: dict | None = None,
+              course: Path = ROOT) -> subprocess.CompletedProcess:
+    """Re-execute ``notebook`` of the course folder ``course`` in a fresh kernel with ``threads``
+    torch threads (and the environment ``kernels``) and compare outputs."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "TQDM_DISABLE": "1", **(kernels or {})}
     return subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval", "-q", "-p", "no:cacheprovider", str(notebook)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        cwd=course, env=env, capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
-def single_thread_runs():
-    """Every notebook's one-thread run (with the narrowest kernels), as many at a time as the
+def single_thread_runs(student_course):
+    """Every lesson's one-thread run (with the narrowest kernels), as many at a time as the
     machine has cores.
+
+    The runs use the student notebooks (tools/student_notebooks.py): their code cells and outputs
+    are the lesson's (tests/test_student_notebooks.py checks it) apart from hidden cells that only
+    serve solutions, so one run shows both that the lesson reproduces with one thread and that the
+    student notebook runs top to bottom.
 
     A one-thread run uses one core, so on a 2-core machine two of them side by side take the time
     of one; the two-thread runs go one at a time, in their own tests.
     """
     longest_first = sorted(NOTEBOOKS, key=lambda notebook: -notebook.stat().st_size)   # a short one ends the run
+
+    def run(lesson):
+        return run_nbval(student_course / "chapters" / lesson.name, 1, NARROW_KERNELS, course=student_course)
+
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-        return dict(zip(longest_first, pool.map(lambda nb: run_nbval(nb, 1, NARROW_KERNELS), longest_first)))
+        return dict(zip(longest_first, pool.map(run, longest_first)))
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_reproduces_its_outputs_with_one_thread(notebook, single_thread_runs):
+def test_notebook_and_student_notebook_reproduce_the_outputs_with_one_thread(notebook, single_thread_runs):
     result = single_thread_runs[notebook]
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
 
