@@ -111,8 +111,9 @@ def test_hidden_cells_that_serve_only_solutions_are_tagged_solution(lesson):
                 f"{lesson.name}, cell {i}: glues {quoted} for solutions only; tag it `solution`")
 
 
-def test_the_course_folder_runs_on_its_own(student_course):
-    """What the notebooks import and how to install it travels with them (Binder reads binder/)."""
+def test_the_course_folder_has_what_the_notebooks_need(student_course):
+    """What the notebooks import and how to install it travel with them (Binder reads binder/);
+    that the notebooks run there is shown by the one-thread nbval runs (tests/test_notebooks.py)."""
     for name in ("lessonlib/__init__.py", "pyproject.toml", "requirements.txt", "binder/postBuild",
                  "conftest.py", "README.md"):
         assert (student_course / name).is_file(), name

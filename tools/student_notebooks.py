@@ -12,8 +12,9 @@ writes OUT as a course a learner can run, on a laptop or on Binder:
   lessons import, how to install it locally or on Binder, and nbval's settings.
 - ``README.md``: how to run the notebooks.
 
-OUT may be new or an earlier output of this command (which it replaces). ``tests/test_student_notebooks.py`` checks that no solution text
-survives, and the tests re-run every student notebook with nbval.
+OUT may be new or an earlier output of this command (which it replaces).
+``tests/test_student_notebooks.py`` checks that no solution text survives, and the tests re-run
+every student notebook with nbval.
 """
 
 import argparse
