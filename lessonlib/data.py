@@ -41,6 +41,17 @@ class Split:
                              f"Got {dtype!r} instead.")
         return replace(self, X_train=self.X_train.to(dtype), X_test=self.X_test.to(dtype))
 
+    def first(self, n_train: int, n_test: int | None = None) -> "Split":
+        """The first ``n_train`` training and ``n_test`` test examples (all test examples if None):
+        a smaller problem of the same kind, for experiments that train many deep networks."""
+        for name, n, available in (("n_train", n_train, len(self.y_train)),
+                                   ("n_test", len(self.y_test) if n_test is None else n_test, len(self.y_test))):
+            if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= available:
+                raise ValueError(f"The '{name}' parameter must be an int in the range [1, {available}]. Got {n!r} instead.")
+        n_test = len(self.y_test) if n_test is None else n_test
+        return replace(self, X_train=self.X_train[:n_train], y_train=self.y_train[:n_train],
+                       X_test=self.X_test[:n_test], y_test=self.y_test[:n_test])
+
     def __repr__(self) -> str:
         return (f"Split({self.name!r}: {len(self.X_train)} train / {len(self.X_test)} test, "
                 f"{self.n_features} features, {self.n_classes} classes)")
