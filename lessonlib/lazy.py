@@ -46,7 +46,8 @@ def train_scaled(model: nn.Sequential, data: Split, alpha: float, *, steps: int,
 
     ``model`` is a ``nn.Sequential`` whose last module is the output layer; its *features* are the
     output of everything before it. Returns ``loss`` (the training loss at each of the
-    ``steps + 1`` states), ``test_acc`` (the last state's), ``weight_change`` (per ``nn.Linear``,
+    ``steps + 1`` states), ``test_acc`` (the last state's) and ``test_predictions`` (its predicted
+    class of each test example), ``weight_change`` (per ``nn.Linear``,
     :math:`\|W - W_0\|_F/\|W_0\|_F` at the end) and ``feature_cka`` (linear CKA of the test
     examples' features before and after training).
     """
@@ -72,11 +73,13 @@ def train_scaled(model: nn.Sequential, data: Split, alpha: float, *, steps: int,
         opt.step()
     with torch.no_grad():
         scores = alpha * (model(data.X_test) - f0_test)
-        test_acc = (scores.argmax(1) == data.y_test).float().mean().item()
+        predictions = scores.argmax(1)
+        test_acc = (predictions == data.y_test).float().mean().item()
         features_after = features(data.X_test)
     return {
         "loss": losses,
         "test_acc": test_acc,
+        "test_predictions": predictions,
         "weight_change": [float((m.weight.detach() - w0).norm() / w0.norm()) for m, w0 in zip(linears, start)],
         "feature_cka": linear_cka(features_before, features_after),
     }
