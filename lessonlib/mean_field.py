@@ -16,8 +16,9 @@ jointly Gaussian with correlation :math:`c_l`:
     u_1 = \sqrt{q}\,x, \ u_2 = \sqrt{q}\,\big(c_{l-1} x + \sqrt{1 - c_{l-1}^2}\, y\big)
     \qquad \text{(the correlation map)},
 
-with :math:`x, y` independent standard normals and :math:`q = q^*`, the length map's fixed point,
-which :math:`q_l` reaches within a few layers. :math:`c = 1` is always a fixed point of the
+with :math:`x, y` independent standard normals and :math:`q = q^*`, the length map's fixed point
+(with biases :math:`q_l` reaches it within a few layers; without, a tanh network's :math:`q_l`
+creeps to 0 for :math:`\sigma_w^2 \le 1`, like :math:`1/l` at :math:`\sigma_w^2 = 1`). :math:`c = 1` is always a fixed point of the
 correlation map; its slope there,
 
 .. math:: \chi_1 = \frac{\partial c_l}{\partial c_{l-1}}\Big|_{c = 1}
@@ -53,7 +54,7 @@ import math
 import numpy as np
 from scipy.optimize import brentq
 
-from .theory import gaussian_expectation
+from .theory import SMOOTH_UNITS, gaussian_expectation
 
 ACTIVATIONS = ("tanh", "relu")
 
@@ -62,7 +63,7 @@ _GRID = np.arange(-9.0, 9.0 + _STEP / 2, _STEP)
 _WEIGHTS = _STEP * np.exp(-_GRID ** 2 / 2) / math.sqrt(2 * math.pi)   # trapezoid rule for N(0, 1)
 
 _UNITS = {
-    "tanh": (np.tanh, lambda z: 1 - np.tanh(z) ** 2),
+    "tanh": SMOOTH_UNITS["tanh"],
     "relu": (lambda z: np.maximum(z, 0.0), lambda z: (z > 0).astype(float)),
 }
 

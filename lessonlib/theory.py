@@ -48,6 +48,13 @@ def _sigmoid(z):
     return 0.5 * (1 + np.tanh(z / 2))            # 1 / (1 + e^{-z}), without overflow for large |z|
 
 
+SMOOTH_UNITS = {
+    "tanh": (np.tanh, lambda z: 1 - np.tanh(z) ** 2),
+    "sigmoid": (_sigmoid, lambda z: _sigmoid(z) * (1 - _sigmoid(z))),
+}
+"""Each smooth unit and its derivative, as functions of NumPy arrays."""
+
+
 def _panel_edges(q: float) -> np.ndarray:
     r"""``0, s, 2s, 4s, ..., 12`` with :math:`s = \min(1, 1/\sqrt q)`: the first panel holds the
     centre of ``fn(sqrt(q) x)``, of width about :math:`1/\sqrt q`, the later ones double."""
@@ -123,14 +130,10 @@ def _moments(activation: str, negative_slope: float):
     if activation in _KEPT:
         keep = _KEPT[activation](negative_slope)
         return (lambda q: keep * q), (lambda q: keep)
-    smooth = {
-        "tanh": (np.tanh, lambda z: 1 - np.tanh(z) ** 2),
-        "sigmoid": (_sigmoid, lambda z: _sigmoid(z) * (1 - _sigmoid(z))),
-    }
-    if activation not in smooth:
+    if activation not in SMOOTH_UNITS:
         raise ValueError(f"No prediction for activation {activation!r}. "
                          f"Choose one of ['leaky_relu', 'linear', 'relu', 'sigmoid', 'tanh'].")
-    f, df = smooth[activation]
+    f, df = SMOOTH_UNITS[activation]
     return (lambda q: gaussian_expectation(lambda z: f(z) ** 2, q),
             lambda q: gaussian_expectation(lambda z: df(z) ** 2, q))
 
