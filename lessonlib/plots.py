@@ -6,6 +6,8 @@ schemes with any family, and a scheme keeps its colour in every figure of every 
 legends list schemes in the registry's order.
 """
 
+import math
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -140,6 +142,48 @@ def plot_band(ax, x, values, color, label, marker="o"):
     label = label + (f" ({lost} diverged runs left out)" if lost else "")
     ax.plot(np.asarray(x)[shown], mean[shown], marker=marker, color=color, label=label, lw=1.8, ms=4)
     ax.fill_between(np.asarray(x)[shown], low[shown], high[shown], color=color, alpha=0.2, lw=0)
+
+
+def plot_seed_bands(runs, title: str, labels: dict | None = None, styles: dict | None = None):
+    """Training loss (log axis) and test accuracy per epoch of every scheme of an experiment: the
+    mean over the seeds with the min-max band (:func:`plot_band`).
+
+    ``runs`` is one :class:`~lessonlib.experiments.Results` (one row of two panels) or a dict
+    ``{row name: Results}`` (one row per entry, each panel titled by its row name; e.g. one row
+    per optimizer). ``labels`` and ``styles`` map a scheme to its legend label (default
+    ``scheme.label``) and line style (default solid). One legend below the panels names every
+    scheme of every row. Returns the figure.
+    """
+    rows = runs if isinstance(runs, dict) else {None: runs}
+    if not rows:
+        raise ValueError("plot_seed_bands needs at least one experiment's results. Got an empty dict.")
+    labels, styles = labels or {}, styles or {}
+    fig, axes = plt.subplots(len(rows), 2, figsize=(11.5, 3.8 * len(rows)), squeeze=False, sharex=True)
+    for row, (name, results) in zip(axes, rows.items()):
+        epochs = np.arange(results.loss.shape[2])
+        for i, scheme in enumerate(results.schemes):
+            for ax, values in zip(row, (results.loss[i], 100 * results.test_acc[i])):
+                plot_band(ax, epochs, values.T, scheme_color(scheme), labels.get(scheme, scheme.label), marker="")
+                ax.lines[-1].set_linestyle(styles.get(scheme, "-"))
+        row[0].set(yscale="log", ylabel="training loss (cross-entropy)")
+        row[1].set(ylim=(0, 100), ylabel="test accuracy (%)")
+        if name is not None:
+            row[0].set_title(f"{name}: training loss")
+            row[1].set_title(f"{name}: test accuracy")
+        for ax in row:
+            ax.grid(alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch (full-batch updates)")
+    entries = {}                     # one legend entry per label, below the panels (clear of every band)
+    for ax in axes[:, 1]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    columns = min(3, len(entries))
+    legend_rows = math.ceil(len(entries) / columns)
+    fig.legend(entries.values(), entries.keys(), loc="lower center", ncol=columns, fontsize=9, frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, (0.12 + 0.25 * legend_rows) / fig.get_figheight(), 1, 1))
+    return fig
 
 
 def plot_layer_stats(stats: dict, ylabel: str, theory: dict | None = None, title: str | None = None,

@@ -263,6 +263,14 @@ def verdict(holds) -> str:
     return "holds" if holds else "does not hold"
 
 
+def say(holds, yes: str, no: str) -> str:
+    """A verdict in the words of the sentence that quotes it: ``yes`` if the claim checked against
+    the runs holds, else ``no``."""
+    if not isinstance(holds, (bool, np.bool_)):
+        raise TypeError(f"say needs a bool (the claim checked). Got {type(holds).__name__}: {holds!r}.")
+    return yes if holds else no
+
+
 def nearest(x: float, step: float) -> float:
     """``x`` on the grid of multiples of ``step`` (a coarse value that survives small perturbations)."""
     if not step > 0:

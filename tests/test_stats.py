@@ -120,3 +120,14 @@ def test_nearest_and_errors():
         tost([1.0, 2], [1.0, 2], margin=0)
     with pytest.raises(ValueError, match="level"):
         brunner_munzel([1.0, 2], [1.0, 2], level=1.5)
+
+
+def test_say_picks_the_words_of_the_verdict_and_needs_a_bool():
+    import numpy as np
+    import pytest
+    from lessonlib.stats import say
+
+    assert say(np.float64(3) > 2, "above", "below") == "above"
+    assert say(False, "above", "below") == "below"
+    with pytest.raises(TypeError, match="needs a bool"):
+        say(np.array([True, False]), "a", "b")
