@@ -17,7 +17,7 @@ Adam moves every weight by about its learning rate per step whatever the gradien
 hidden unit sums :math:`n` such moves: with a fixed :math:`\eta` the change of a pre-activation grows
 with the width, so in the standard parameterization the best :math:`\eta` shrinks as the network
 widens. μP divides the hidden and output learning rates by :math:`m` so that each layer's output
-changes by the same amount at every width, and starts the output layer smaller so that the output
+moves by an amount that neither grows nor vanishes with the width, and starts the output layer smaller so that the output
 does not depend on the random initial readout as the width grows. At :math:`m = 1` the two are the same
 network.
 """
