@@ -18,7 +18,8 @@ jointly Gaussian with correlation :math:`c_l`:
 
 with :math:`x, y` independent standard normals and :math:`q = q^*`, the length map's fixed point
 (with biases :math:`q_l` reaches it within a few layers; without, a tanh network's :math:`q_l`
-creeps to 0 for :math:`\sigma_w^2 \le 1`, like :math:`1/l` at :math:`\sigma_w^2 = 1`). :math:`c = 1` is always a fixed point of the
+goes to 0 for :math:`\sigma_w^2 \le 1`: geometrically below 1, only like :math:`1/(2l)` at
+:math:`\sigma_w^2 = 1`). :math:`c = 1` is always a fixed point of the
 correlation map; its slope there,
 
 .. math:: \chi_1 = \frac{\partial c_l}{\partial c_{l-1}}\Big|_{c = 1}
@@ -125,7 +126,7 @@ def fixed_length(activation: str, sigma_w2: float, sigma_b2: float = 0.0, q0: fl
     exists above (a ``ValueError``; at :math:`\sigma_w^2 = 2, \sigma_b = 0` every :math:`q` is one,
     and ``q0`` is returned). For tanh the map is iterated from ``q0`` until two iterates differ by
     less than ``tol`` relative; at :math:`\sigma_b = 0, \sigma_w^2 \le 1` it is 0 (:math:`\tanh(z)^2 < z^2`
-    shrinks :math:`q` every layer, at :math:`\sigma_w^2 = 1` only like :math:`1/l`). After ``max_iter``
+    shrinks :math:`q` every layer, at :math:`\sigma_w^2 = 1` only like :math:`1/(2l)`). After ``max_iter``
     iterations the last iterate is returned.
     """
     _check_activation(activation)
