@@ -106,7 +106,7 @@ def _cka_cases():
     X = torch.randn(50, 6, generator=gen, dtype=torch.float64) + 3.0        # columns far from centred
     rotation, _ = torch.linalg.qr(torch.randn(6, 6, generator=gen, dtype=torch.float64))
     return [
-        ("X against a rotated and scaled copy (CKA 1)", X, 2.5 * X @ rotation + 1.0),
+        ("X against a rotated, scaled and shifted copy (CKA 1)", X, 2.5 * X @ rotation + 1.0),
         ("X against other features of the same examples", X, torch.randn(50, 4, generator=gen, dtype=torch.float64) + X[:, :4]),
         ("X against its own square", X, X ** 2),
     ]
@@ -125,7 +125,8 @@ def check_linear_cka(candidate, *, verbose: bool = True) -> bool:
             message = f"Not yet. On {description} you returned {got:.6g}; expected {want:.6g}."
             uncentred = float((Y.T @ X).norm() ** 2 / ((X.T @ X).norm() * (Y.T @ Y).norm()))
             if abs(got - uncentred) <= 1e-9:
-                message += "\nYour answer matches the columns left uncentred: subtract each column's mean first."
+                message += ("\nYour answer matches the columns left uncentred: a constant shift of the features changes it. "
+                            "Subtract each column's mean first.")
             _say(verbose, message)
             return False
     _say(verbose, "Correct: all 3 pairs of representations give the right CKA.")
