@@ -13,13 +13,13 @@ output :math:`W_3` Var :math:`1/n`, lr :math:`\eta`                 Var :math:`1
 biases             0, lr :math:`\eta`                               the same
 =================  =============================  =============================
 
-Adam moves every weight by about its learning rate per step whatever the gradient's size, and a
+Adam moves every weight by roughly its learning rate per step whatever the gradient's size, and a
 hidden unit sums :math:`n` such moves: with a fixed :math:`\eta` the change of a pre-activation grows
 with the width, so in the standard parameterization the best :math:`\eta` shrinks as the network
 widens. μP divides the hidden and output learning rates by :math:`m` so that each layer's output
-moves by an amount that neither grows nor vanishes with the width, and starts the output layer smaller so that the output
-does not depend on the random initial readout as the width grows. At :math:`m = 1` the two are the same
-network.
+moves by an amount that neither grows nor vanishes with the width, and starts the output layer
+smaller so that the output does not depend on the random initial readout as the width grows. At
+:math:`m = 1` the two are the same network.
 """
 
 import math

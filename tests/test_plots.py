@@ -23,8 +23,6 @@ def test_parameterised_schemes_have_colours_of_their_own():
     assert not family_colours & set(own), "a parameterised scheme looks like a whole family"
 
 
-
-
 def test_seed_bands_draw_one_row_per_experiment_with_a_band_per_scheme():
     import matplotlib
     matplotlib.use("Agg")
